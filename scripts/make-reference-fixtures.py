@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""Generate the PyTorch reference fixtures in test/fixtures/reference/.
+
+For each config below it builds a seeded DenseNet (scripts/reference_densenet.py, which uses
+torchvision's module layout and state_dict key names), gives its BatchNorms realistic running
+statistics, and writes:
+
+  <name>.weights.safetensors  the full state_dict under torchvision's keys
+                              (F16 for densenet121 to keep it ~16 MB, F32 otherwise;
+                              num_batches_tracked as I64)
+  <name>.io.safetensors       `input` (NHWC float32, our engine's layout) and
+                              `logits` (float32 [N, classes], computed in float64)
+
+Every file carries metadata: config (JSON shaped like src/densenet/config.ts's DenseNetConfig),
+generator, torch version and seed. The TypeScript tests load the weights, run the input and
+compare logits; they never run this script, and CI needs neither Python nor network.
+
+Run from the repository root (it needs torch, safetensors and numpy from pip, not torchvision):
+
+    pip install torch==2.13.0+cpu safetensors numpy
+    python3 scripts/make-reference-fixtures.py
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from torch import nn
+
+from reference_densenet import DenseNet, DenseNetConfig
+
+OUT_DIR = Path(__file__).resolve().parent.parent / "test" / "fixtures" / "reference"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CALIBRATION_BATCHES = 4
+CALIBRATION_BATCH_SIZE = 8
+# The tests' tolerance; the float32 forward must meet it against float64 before we trust it.
+REL_TOL = 1e-4
+
+
+@dataclass(frozen=True)
+class Fixture:
+    name: str
+    cfg: DenseNetConfig
+    batch: int
+    seed: int
+    f16: bool  # store weights as F16 (the reference is computed from the rounded values)
+    expected_params: int
+
+
+FIXTURES = [
+    Fixture(
+        "densenet121",
+        DenseNetConfig(growth_rate=32, block_layers=(6, 12, 24, 16), bottleneck=True, compression=0.5,
+                       stem="imagenet", stem_channels=64, input_size=224, input_channels=3, num_classes=1000),
+        batch=2, seed=121, f16=True, expected_params=7_978_856,
+    ),
+    Fixture(
+        "densenet_bc_100_k12",
+        DenseNetConfig(growth_rate=12, block_layers=(16, 16, 16), bottleneck=True, compression=0.5,
+                       stem="cifar", stem_channels=24, input_size=32, input_channels=3, num_classes=10),
+        batch=4, seed=100, f16=False, expected_params=769_162,
+    ),
+    Fixture(
+        "densenet_40_k12",
+        DenseNetConfig(growth_rate=12, block_layers=(12, 12, 12), bottleneck=False, compression=1.0,
+                       stem="cifar", stem_channels=16, input_size=32, input_channels=3, num_classes=10),
+        batch=4, seed=40, f16=False, expected_params=1_019_722,
+    ),
+]
+
+
+def image_like(n: int, c: int, size: int) -> torch.Tensor:
+    """NCHW float32 that looks like a normalised photo: smooth, in [0,1] before mean/std.
+
+    White noise would give every conv a very different input distribution from real data
+    (no spatial correlation), so the BN statistics and logits would be atypical.
+    """
+    coarse = torch.rand(n, c, max(2, size // 8), max(2, size // 8))
+    img = F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+    img = (img + 0.05 * torch.randn_like(img)).clamp(0, 1)
+    mean = IMAGENET_MEAN if c == 3 else (sum(IMAGENET_MEAN) / 3,) * c
+    std = IMAGENET_STD if c == 3 else (sum(IMAGENET_STD) / 3,) * c
+    return (img - torch.tensor(mean).view(1, c, 1, 1)) / torch.tensor(std).view(1, c, 1, 1)
+
+
+def init_weights(model: nn.Module) -> None:
+    # Non-trivial gamma/beta so a test cannot pass while ignoring (or swapping) them.
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.uniform_(m.weight, 0.5, 1.5)
+            nn.init.normal_(m.bias, 0.0, 0.1)
+        # nn.Linear keeps PyTorch's default init.
+
+
+@torch.no_grad()
+def calibrate_batchnorm(model: nn.Module, cfg: DenseNetConfig) -> None:
+    # Zero means / unit variances would make every BN in eval mode (almost) an affine no-op and
+    # hide mistakes such as ignoring running stats or epsilon. A cumulative average
+    # (momentum=None) over a few train-mode passes gives the statistics a real net would have.
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None
+    model.train()
+    for _ in range(CALIBRATION_BATCHES):
+        model(image_like(CALIBRATION_BATCH_SIZE, cfg.input_channels, cfg.input_size))
+    model.eval()
+
+
+@torch.no_grad()
+def round_to_f16(model: nn.Module) -> None:
+    for t in model.state_dict().values():
+        if t.is_floating_point():
+            t.copy_(t.half().float())
+
+
+def metadata(fx: Fixture) -> dict[str, str]:
+    return {
+        "config": json.dumps(fx.cfg.as_ts_config()),
+        "generator": "scripts/make-reference-fixtures.py",
+        "torch": torch.__version__,
+        "seed": str(fx.seed),
+    }
+
+
+@torch.no_grad()
+def make(fx: Fixture) -> None:
+    start = time.perf_counter()
+    torch.manual_seed(fx.seed)
+    model = DenseNet(fx.cfg)
+    init_weights(model)
+    params = sum(p.numel() for p in model.parameters())
+    assert params == fx.expected_params, f"{fx.name}: {params:,} parameters, expected {fx.expected_params:,}"
+
+    calibrate_batchnorm(model, fx.cfg)
+    if fx.f16:
+        round_to_f16(model)
+
+    x = image_like(fx.batch, fx.cfg.input_channels, fx.cfg.input_size)
+    logits32 = model(x)
+    # float64 is the reference; float32 only has to agree with it to the tests' tolerance,
+    # which shows the tolerance is attainable by a correct float32 implementation.
+    logits64 = copy.deepcopy(model).double()(x.double())
+    max_logit = logits64.abs().max().item()
+    err = (logits32.double() - logits64).abs().max().item()
+    assert err <= REL_TOL * max(1.0, max_logit), f"{fx.name}: float32 vs float64 differ by {err:.3g}"
+
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    weights_path = OUT_DIR / f"{fx.name}.weights.safetensors"
+    io_path = OUT_DIR / f"{fx.name}.io.safetensors"
+    weights = {
+        k: (v.half() if fx.f16 and v.is_floating_point() else v).contiguous()
+        for k, v in model.state_dict().items()
+    }
+    save_file(weights, str(weights_path), metadata=metadata(fx))
+    save_file(
+        {
+            "input": x.permute(0, 2, 3, 1).contiguous(),  # NCHW -> NHWC
+            "logits": logits64.float().contiguous(),
+        },
+        str(io_path),
+        metadata=metadata(fx),
+    )
+
+    print(
+        f"{fx.name}: {params:,} params, max|logit| {max_logit:.4f}, "
+        f"f32-vs-f64 max|Δ| {err:.3e} ({err / max(1.0, max_logit):.2e} rel), "
+        f"{weights_path.name} {weights_path.stat().st_size:,} B, "
+        f"{io_path.name} {io_path.stat().st_size:,} B, {time.perf_counter() - start:.1f} s"
+    )
+
+
+def main() -> None:
+    # Fixed thread count: float32 summation order (hence the last bits) depends on it.
+    torch.set_num_threads(2)
+    start = time.perf_counter()
+    for fx in FIXTURES:
+        make(fx)
+    print(f"done in {time.perf_counter() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,9 @@
+// Public surface of the DenseNet family: configs and presets, the layer plan, the tfjs model,
+// and weights in and out (torchvision safetensors, tfjs LayersModel).
+export { parseDenseNetConfig, DenseNetConfigSchema, type DenseNetConfig, type DenseNetConfigInput } from './config.ts';
+export { PRESETS, PRESET_NAMES, presetConfig, isPresetName, type PresetName, type PresetOverrides } from './presets.ts';
+export { planDenseNet, paramTensors, countParameters, type DenseNetPlan } from './architecture.ts';
+export { buildDenseNet, type DenseNetModel } from './model.ts';
+export { loadTorchvisionWeights, exportTorchvisionWeights, readTorchvisionState, canonicalTorchvisionKey } from './torchvision-weights.ts';
+export { saveLayersModel, loadLayersModel, type LoadedLayersModel } from './layers-format.ts';
+export { parseSafetensors, serializeSafetensors, tensorToFloat32 } from './safetensors.ts';

@@ -1,0 +1,111 @@
+// The one file that imports TensorFlow.js and chooses its backend. Everything else imports
+// `tf` from here, so swapping or pinning the engine is a change to this file alone.
+//
+// Native TensorFlow (@tensorflow/tfjs-node) is the only backend for serving: it is 100× faster
+// than the pure-JS kernels and 2-5× faster than WASM here. The others exist for development
+// on machines where the native library cannot be installed, behind an explicit opt-in.
+import { createRequire } from 'node:module';
+import type * as TF from '@tensorflow/tfjs';
+import { ServeError } from '../errors.ts';
+
+const require = createRequire(import.meta.url);
+
+// Loaded through require so that this module and tfjs-node share the one CommonJS instance of
+// tfjs-core that the native backend registers itself into.
+export const tf: typeof TF = require('@tensorflow/tfjs');
+
+export type { Tensor, Tensor1D, Tensor2D, Tensor4D, Rank, LayersModel, SymbolicTensor } from '@tensorflow/tfjs';
+
+export type EngineBackend = 'tensorflow' | 'wasm' | 'cpu';
+
+export interface EngineOptions {
+  backend: EngineBackend;
+  /** TF intra-op pool size (threads one op may use); 0 lets TensorFlow use every core. */
+  intraOpThreads: number;
+  /** TF inter-op pool size (independent ops run at once); 0 lets TensorFlow decide. */
+  interOpThreads: number;
+  /** Called with a loud warning when a development-only backend is chosen. */
+  warn?: (message: string) => void;
+}
+
+export interface EngineInfo {
+  backend: EngineBackend;
+  tfjsVersion: string;
+  /** Version of the TensorFlow C library behind the native backend, when it is loaded. */
+  tensorflowVersion: string | undefined;
+}
+
+let loaded: EngineInfo | undefined;
+
+/**
+ * Loads the chosen backend and makes it current. Idempotent for the same backend; a process
+ * (or worker thread) runs one backend for its whole life.
+ */
+export async function initEngine(options: EngineOptions): Promise<EngineInfo> {
+  if (loaded) {
+    if (loaded.backend !== options.backend) {
+      throw new ServeError('ENGINE_UNAVAILABLE',
+        `engine already initialised with backend '${loaded.backend}', cannot switch to '${options.backend}'`);
+    }
+    return loaded;
+  }
+  if (options.backend === 'tensorflow') {
+    loaded = await loadNative(options);
+  } else {
+    options.warn?.(
+      `DEVELOPMENT ONLY: running on the '${options.backend}' backend instead of native TensorFlow. ` +
+        'It is orders of magnitude slower and must never serve production traffic.',
+    );
+    if (options.backend === 'wasm') require('@tensorflow/tfjs-backend-wasm');
+    await setBackend(options.backend);
+    loaded = { backend: options.backend, tfjsVersion: tf.version.tfjs, tensorflowVersion: undefined };
+  }
+  return loaded;
+}
+
+async function loadNative(options: EngineOptions): Promise<EngineInfo> {
+  // TensorFlow reads its thread-pool sizes from the environment when the library initialises,
+  // so they must be set before the binding loads. TF_CPP_MIN_LOG_LEVEL=2 keeps its C++ info
+  // lines (oneDNN notices, CPU feature banners) out of our structured logs.
+  process.env.TF_NUM_INTRAOP_THREADS = String(options.intraOpThreads);
+  process.env.TF_NUM_INTEROP_THREADS = String(options.interOpThreads);
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+  let native: { version: Record<string, string> };
+  try {
+    native = require('@tensorflow/tfjs-node');
+  } catch (err) {
+    throw new ServeError(
+      'ENGINE_UNAVAILABLE',
+      'native TensorFlow (@tensorflow/tfjs-node) could not be loaded: ' +
+        `${(err as Error).message.split('\n')[0]}. Run \`npm ci\` (it provisions libtensorflow; ` +
+        'see tools/tfjs-native/provision.cjs for DENSENET_TF_WHEEL / DENSENET_TF_LIB_DIR), ' +
+        'or set ENGINE_BACKEND=wasm|cpu for development only.',
+      {},
+      { cause: err },
+    );
+  }
+  await setBackend('tensorflow');
+  return {
+    backend: 'tensorflow',
+    tfjsVersion: tf.version.tfjs,
+    tensorflowVersion: native.version['tfjs-node'] ? tfNativeVersion() : undefined,
+  };
+}
+
+async function setBackend(name: EngineBackend): Promise<void> {
+  const ok = await tf.setBackend(name);
+  await tf.ready();
+  if (!ok || tf.getBackend() !== name) {
+    throw new ServeError('ENGINE_UNAVAILABLE', `TensorFlow.js backend '${name}' failed to initialise`);
+  }
+}
+
+function tfNativeVersion(): string | undefined {
+  const backend = tf.backend() as unknown as { binding?: { TF_Version?: string } };
+  return backend.binding?.TF_Version;
+}
+
+/** The engine loaded in this thread, or undefined before initEngine. */
+export function engineInfo(): EngineInfo | undefined {
+  return loaded;
+}

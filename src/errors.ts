@@ -1,0 +1,35 @@
+// One registry of coded domain errors. Transports map each code to a status in one table
+// of their own; nothing else decides what a client sees.
+
+export const ERROR_CODES = {
+  INVALID_INPUT: 'the request or one of its fields is malformed',
+  INVALID_MODEL_FILE: 'a model file (weights, manifest, checkpoint) is malformed',
+  INVALID_CONFIG: 'a configuration value is invalid',
+  ENGINE_UNAVAILABLE: 'the requested inference engine cannot be loaded',
+  MODEL_NOT_FOUND: 'no such model or version',
+  MODEL_NOT_READY: 'the model exists but cannot serve now',
+  QUEUE_FULL: 'the model queue is full',
+  DEADLINE_EXCEEDED: 'the request deadline passed',
+  CANCELLED: 'the client cancelled the request',
+  LIMIT_EXCEEDED: 'a configured size limit was exceeded',
+  INTERNAL: 'an internal error',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class ServeError extends Error {
+  readonly code: ErrorCode;
+  /** Structured facts for logs and clients (field names, limits); never secrets or paths. */
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'ServeError';
+    this.code = code;
+    this.details = Object.freeze({ ...details });
+  }
+}
+
+export function isServeError(err: unknown): err is ServeError {
+  return err instanceof ServeError;
+}
