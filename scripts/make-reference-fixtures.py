@@ -25,16 +25,21 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-from safetensors.torch import save_file
-from torch import nn
+# On CPUs NNPACK does not support, torch logs a warning on every conv before falling back to
+# its other kernels; this silences the log only, the kernels used are unchanged.
+os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
 
-from reference_densenet import DenseNet, DenseNetConfig
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+from torch import nn  # noqa: E402
+
+from reference_densenet import DenseNet, DenseNetConfig  # noqa: E402
 
 OUT_DIR = Path(__file__).resolve().parent.parent / "test" / "fixtures" / "reference"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

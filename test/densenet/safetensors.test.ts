@@ -146,8 +146,8 @@ describe('parseSafetensors on a hand-built file', () => {
 describe('serializeSafetensors', () => {
   it('writes the reference byte layout: compact JSON, space padding to 8, contiguous data', () => {
     const out = serializeSafetensors([['x', { dtype: 'F32', shape: [2], data: new Float32Array([1, 2]) }]]);
-    const json = '{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}'; // 55 bytes → padded to 56
-    const expected = rawFile(json + ' ', [0, 0, 0x80, 0x3f, 0, 0, 0, 0x40]);
+    const json = '{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}'; // 54 bytes → padded to 56
+    const expected = rawFile(json + '  ', [0, 0, 0x80, 0x3f, 0, 0, 0, 0x40]);
     expect(Array.from(out)).toEqual(Array.from(expected));
   });
 
@@ -252,7 +252,7 @@ describe('F16 / BF16 conversion', () => {
       [1e6, 0x7c00], [Infinity, 0x7c00], [-Infinity, 0xfc00],
       [2 ** -24, 0x0001], [2 ** -25, 0x0000], [3 * 2 ** -25, 0x0002], [2 ** -25 + 2 ** -40, 0x0001], [1e-9, 0x0000],
       [1021.5 * 2 ** -24, 0x03fe], [1022.5 * 2 ** -24, 0x03fe], [1023.5 * 2 ** -24, 0x0400], [2 ** -14, 0x0400],
-      [1 + 2 ** -11, 0x3c00], [1 + 3 * 2 ** -11, 0x3c02], [1 + 2 ** -11 + 2 ** -20, 0x3c01], [2047 + 0.5, 0x67ff],
+      [1 + 2 ** -11, 0x3c00], [1 + 3 * 2 ** -11, 0x3c02], [1 + 2 ** -11 + 2 ** -20, 0x3c01], [2046.5, 0x67fe], [2047.5, 0x6800],
       [-(1 + 3 * 2 ** -11), 0xbc02],
     ];
     const got = Array.from(float32ToFloat16(new Float32Array(cases.map(([x]) => x))));
@@ -476,7 +476,7 @@ describe('property: seeded random files', () => {
       let file = base.slice();
       for (let m = 1 + int(3); m > 0; m--) {
         // Aim most mutations at the length prefix and the header, where the parser branches.
-        const at = rnd() < 0.85 ? int(headerEnd) : int(file.length);
+        const at = rnd() < 0.7 ? int(headerEnd) : int(file.length);
         const r = rnd();
         if (r < 0.6) file[at] = int(256);
         else if (r < 0.8) file[at] = '{}[],:"0123456789-.e '.charCodeAt(int(21));
@@ -494,7 +494,7 @@ describe('property: seeded random files', () => {
       }
     }
     // Both branches must be exercised, or the loop proves nothing.
-    expect(outcomes.parsed).toBeGreaterThan(20);
-    expect(outcomes.rejected).toBeGreaterThan(100);
+    expect(outcomes.parsed).toBeGreaterThan(10); // 21 with this seed
+    expect(outcomes.rejected).toBeGreaterThan(300); // 479 with this seed
   });
 });
