@@ -286,7 +286,7 @@ export function float32ToBfloat16(value: Float32Array): Uint16Array {
   const out = new Uint16Array(value.length);
   for (let i = 0; i < value.length; i++) {
     const f = bits[i]!;
-    out[i] = (f & 0x7fffffff) > 0x7f800000 ? (f >>> 16) | 0x0040 : (f + 0x8000) >>> 16;
+    out[i] = (f & 0x7fffffff) > 0x7f800000 ? (f >>> 16) | 0x0040 : (f + 0x7fff + ((f >>> 16) & 1)) >>> 16;
   }
   return out;
 }

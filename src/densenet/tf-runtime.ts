@@ -79,7 +79,7 @@ async function loadNative(options: EngineOptions): Promise<EngineInfo> {
       'native TensorFlow (@tensorflow/tfjs-node) could not be loaded: ' +
         `${(err as Error).message.split('\n')[0]}. Run \`npm ci\` (it provisions libtensorflow; ` +
         'see tools/tfjs-native/provision.cjs for DENSENET_TF_WHEEL / DENSENET_TF_LIB_DIR), ' +
-        'or set ENGINE_BACKEND=wasm|cpu for development only.',
+        'or set ENGINE_BACKEND=wasm|cpu with ALLOW_DEV_BACKEND=true for development only.',
       {},
       { cause: err },
     );

@@ -7,10 +7,13 @@ import {
   presetConfig, saveLayersModel, serializeSafetensors, countParameters, type DenseNetModel,
 } from '../../src/densenet/index.ts';
 import type { Tensor } from '../../src/densenet/tf-runtime.ts';
+import type { SafetensorsDtype, TensorData } from '../../src/densenet/safetensors.ts';
 import { ServeError } from '../../src/errors.ts';
 import { useNativeEngine } from '../helpers/engine.ts';
 
 const tf = await useNativeEngine();
+
+type Entry = [string, { dtype: SafetensorsDtype; shape: number[]; data: TensorData }];
 
 function maxAbsDiff(a: Tensor, b: Tensor): number {
   return tf.tidy(() => a.sub(b).abs().max().dataSync()[0] as number);
@@ -83,9 +86,9 @@ describe('DenseNet tfjs model', () => {
 
   it('reads legacy `norm.1` keys and DataParallel `module.` prefixes', () => {
     const file = parseSafetensors(exportTorchvisionWeights(model));
-    const renamed = [...file.tensors].map(([name, t]) => {
+    const renamed = [...file.tensors].map(([name, t]): Entry => {
       const legacy = name.replace(/(denselayer\d+)\.(norm|conv)([12])\./, '$1.$2.$3.');
-      return [`module.${legacy}`, { dtype: t.dtype, shape: t.shape, data: t.bytes }] as const;
+      return [`module.${legacy}`, { dtype: t.dtype, shape: t.shape, data: t.bytes }];
     });
     expect(renamed.some(([n]) => n.includes('denselayer1.norm.1.weight'))).toBe(true);
     const copy = buildDenseNet(config);
@@ -102,8 +105,8 @@ describe('DenseNet tfjs model', () => {
 
   it('names missing and unexpected tensors, and shape mismatches', () => {
     const file = parseSafetensors(exportTorchvisionWeights(model));
-    const entries = [...file.tensors].map(([n, t]) => [n, { dtype: t.dtype, shape: t.shape, data: t.bytes }] as const);
-    const attempt = (list: typeof entries) => {
+    const entries = [...file.tensors].map(([n, t]): Entry => [n, { dtype: t.dtype, shape: t.shape, data: t.bytes }]);
+    const attempt = (list: Entry[]) => {
       try {
         loadTorchvisionWeights(buildDenseNet(config), serializeSafetensors(list));
       } catch (err) {
@@ -118,7 +121,7 @@ describe('DenseNet tfjs model', () => {
     const extra = attempt([...entries, ['features.extra.weight', { dtype: 'F32', shape: [1], data: new Float32Array(1) }]]);
     expect(extra.message).toContain('unexpected tensors: features.extra.weight');
 
-    const reshaped = attempt(entries.map(([n, t]) => (n === 'classifier.bias' ? [n, { ...t, shape: [2, 5] }] : [n, t]) as const));
+    const reshaped = attempt(entries.map(([n, t]): Entry => (n === 'classifier.bias' ? [n, { ...t, shape: [2, 5] }] : [n, t])));
     expect(reshaped.message).toContain("tensor 'classifier.bias' has shape [2, 5], the architecture needs [10]");
   });
 

@@ -473,7 +473,7 @@ describe('property: seeded random files', () => {
     const int = (n: number) => Math.floor(rnd() * n);
     const outcomes = { parsed: 0, rejected: 0 };
     for (let iter = 0; iter < 500; iter++) {
-      let file = base.slice();
+      let file: Uint8Array = base.slice();
       for (let m = 1 + int(3); m > 0; m--) {
         // Aim most mutations at the length prefix and the header, where the parser branches.
         const at = rnd() < 0.7 ? int(headerEnd) : int(file.length);

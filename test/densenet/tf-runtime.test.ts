@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { engineInfo, tf } from '../../src/densenet/tf-runtime.ts';
+import { engineInfo, tf, type Tensor4D } from '../../src/densenet/tf-runtime.ts';
 import { useNativeEngine } from '../helpers/engine.ts';
 
 await useNativeEngine();
@@ -24,7 +24,7 @@ function referenceValues(seed: number): number[] {
   return tf.tidy(() => {
     const x = tf.randomUniform([2, 16, 16, 8], -1, 1, 'float32', seed);
     const w = tf.randomUniform([3, 3, 8, 4], -1, 1, 'float32', seed + 1);
-    return Array.from(tf.conv2d(x, w, 1, 'same').relu().sum([1, 2]).dataSync());
+    return Array.from(tf.conv2d(x as Tensor4D, w as Tensor4D, 1, 'same').relu().sum([1, 2]).dataSync());
   });
 }
 

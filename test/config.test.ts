@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULTS, loadConfig } from '../src/config.ts';
+import { ServeError } from '../src/errors.ts';
+
+function configError(env: Record<string, string>): ServeError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    return err as ServeError;
+  }
+  throw new Error('expected loadConfig to fail');
+}
+
+describe('config', () => {
+  it('applies the named defaults and freezes the result', () => {
+    const cfg = loadConfig({});
+    expect(cfg.ENGINE_BACKEND).toBe(DEFAULTS.ENGINE_BACKEND);
+    expect(cfg.TF_INTER_OP_THREADS).toBe(DEFAULTS.TF_INTER_OP_THREADS);
+    expect(cfg.ALLOW_DEV_BACKEND).toBe(false);
+    expect(Object.isFrozen(cfg)).toBe(true);
+  });
+
+  it('coerces numbers from the environment', () => {
+    expect(loadConfig({ TF_INTRA_OP_THREADS: '4' }).TF_INTRA_OP_THREADS).toBe(4);
+  });
+
+  it('names the field of a bad value', () => {
+    const err = configError({ TF_INTER_OP_THREADS: 'many' });
+    expect(err.code).toBe('INVALID_CONFIG');
+    expect(err.message).toContain('TF_INTER_OP_THREADS');
+  });
+
+  it('refuses a development backend without the explicit opt-in', () => {
+    expect(configError({ ENGINE_BACKEND: 'cpu' }).message).toContain('ALLOW_DEV_BACKEND=true');
+    expect(loadConfig({ ENGINE_BACKEND: 'wasm', ALLOW_DEV_BACKEND: 'true' }).ENGINE_BACKEND).toBe('wasm');
+  });
+});
