@@ -58,6 +58,15 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+function metadataOf(v: unknown): Record<string, string> {
+  if (!isPlainObject(v)) fail('__metadata__ must be an object of strings');
+  for (const [k, s] of Object.entries(v)) {
+    if (typeof s !== 'string') fail(`__metadata__ value for ${show(k)} must be a string`, undefined, { key: k });
+  }
+  // fromEntries defines own properties, so a "__proto__" key stays data, not a prototype.
+  return Object.fromEntries(Object.entries(v)) as Record<string, string>;
+}
+
 /** Element count; fails unless every dim is a non-negative safe integer and the product stays safe. */
 function numelOf(shape: unknown, tensor: string): number {
   if (!Array.isArray(shape)) fail('shape must be an array', tensor);
@@ -143,12 +152,7 @@ export function parseSafetensors(file: Uint8Array, limits: { maxHeaderBytes?: nu
 
   for (const [name, entry] of Object.entries(header)) {
     if (name === METADATA_KEY) {
-      if (!isPlainObject(entry)) fail('__metadata__ must be an object of strings');
-      for (const [k, v] of Object.entries(entry)) {
-        if (typeof v !== 'string') fail(`__metadata__ value for ${show(k)} must be a string`, undefined, { key: k });
-      }
-      // fromEntries defines own properties, so a "__proto__" key stays data, not a prototype.
-      metadata = Object.fromEntries(Object.entries(entry as Record<string, string>));
+      metadata = metadataOf(entry);
       continue;
     }
     if (!isPlainObject(entry)) fail('entry must be an object', name);
@@ -324,30 +328,24 @@ export function serializeSafetensors(
   // Code-unit order, not localeCompare: the file must not depend on the host's locale.
   items.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 
-  const header: Record<string, unknown> = {};
+  // Built by hand: JSON.stringify of an object would move integer-like names ("0", "12")
+  // to the front in numeric order, undoing the sort.
+  const parts: string[] = [];
   if (metadata !== undefined && Object.keys(metadata).length > 0) {
-    for (const [k, v] of Object.entries(metadata)) {
-      if (typeof v !== 'string') fail(`__metadata__ value for ${show(k)} must be a string`, undefined, { key: k });
-    }
-    header[METADATA_KEY] = { ...metadata };
+    parts.push(`${JSON.stringify(METADATA_KEY)}:${JSON.stringify(metadataOf(metadata))}`);
   }
   let offset = 0;
   for (const it of items) {
-    // defineProperty so a tensor named "__proto__" becomes a key rather than a prototype.
-    Object.defineProperty(header, it.name, {
-      value: { dtype: it.dtype, shape: it.shape, data_offsets: [offset, offset + it.bytes.length] },
-      enumerable: true, writable: true, configurable: true,
-    });
+    const entry = { dtype: it.dtype, shape: it.shape, data_offsets: [offset, offset + it.bytes.length] };
+    parts.push(`${JSON.stringify(it.name)}:${JSON.stringify(entry)}`);
     offset += it.bytes.length;
   }
 
-  const json = new TextEncoder().encode(JSON.stringify(header));
+  const json = new TextEncoder().encode(`{${parts.join(',')}}`);
   // Pad with spaces so the data starts 8-byte aligned, as the reference library does.
   const headerLen = Math.ceil(json.length / 8) * 8;
   const out = new Uint8Array(8 + headerLen + offset);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, headerLen % 2 ** 32, true);
-  view.setUint32(4, Math.floor(headerLen / 2 ** 32), true);
+  new DataView(out.buffer).setBigUint64(0, BigInt(headerLen), true);
   out.set(json, 8);
   out.fill(0x20, 8 + json.length, 8 + headerLen);
   let at = 8 + headerLen;

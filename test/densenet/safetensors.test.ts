@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ServeError } from '../../src/errors.ts';
 import {
@@ -141,6 +142,32 @@ describe('parseSafetensors on a hand-built file', () => {
   });
 });
 
+describe('files written by the reference library (safetensors.torch.save_file)', () => {
+  const dir = new URL('../fixtures/reference/', import.meta.url);
+  const read = (name: string) => new Uint8Array(readFileSync(new URL(name, dir)));
+
+  it('parses a mixed I64/F16 checkpoint and converts every tensor', () => {
+    const { tensors, metadata } = parseSafetensors(read('densenet121.weights.safetensors'));
+    expect(tensors.size).toBe(727);
+    expect(new Set([...tensors.values()].map((t) => t.dtype))).toEqual(new Set(['I64', 'F16']));
+    expect(metadata.generator).toBe('scripts/make-reference-fixtures.py');
+    const w = tensors.get('features.conv0.weight')!;
+    expect(w.shape).toEqual([64, 3, 7, 7]);
+    expect(tensorToFloat32(w, 'features.conv0.weight').length).toBe(64 * 3 * 7 * 7);
+  });
+
+  it('single-dtype file: the writer reproduces it byte for byte', () => {
+    // The reference orders tensors by dtype, then name; with one dtype that is our name order.
+    const original = read('densenet_40_k12.io.safetensors');
+    const { tensors, metadata } = parseSafetensors(original);
+    const rewritten = serializeSafetensors(
+      [...tensors].map(([name, t]) => [name, { dtype: t.dtype, shape: t.shape, data: t.bytes }] as const),
+      metadata,
+    );
+    expect(Buffer.compare(rewritten, original)).toBe(0);
+  });
+});
+
 // ---- the writer ----
 
 describe('serializeSafetensors', () => {
@@ -168,6 +195,19 @@ describe('serializeSafetensors', () => {
         '"a":{"dtype":"I32","shape":[1],"data_offsets":[1,5]},"b":{"dtype":"U8","shape":[3],"data_offsets":[5,8]}}',
     );
     expect(Array.from(out.subarray(8 + n))).toEqual([4, 0xff, 0xff, 0xff, 0xff, 1, 2, 3]);
+  });
+
+  it('keeps code-unit order for integer-like names, which JSON.stringify would reorder', () => {
+    const u8 = (v: number) => ({ dtype: 'U8' as const, shape: [1], data: new Uint8Array([v]) });
+    const out = serializeSafetensors([['9', u8(9)], ['a', u8(97)], ['10', u8(10)], ['__proto__', u8(95)]], { '2': 'two', a: 'x' });
+    const n = Number(new DataView(out.buffer).getBigUint64(0, true));
+    const names = [...new TextDecoder().decode(out.subarray(8, 8 + n)).matchAll(/"([^"]+)":\{"dtype"/g)].map((m) => m[1]);
+    expect(names).toEqual(['10', '9', '__proto__', 'a']);
+    expect(Array.from(out.subarray(8 + n))).toEqual([10, 9, 95, 97]);
+    const parsed = parseSafetensors(out);
+    expect([...parsed.tensors.keys()]).toEqual(['10', '9', '__proto__', 'a']);
+    expect(parsed.metadata).toEqual({ '2': 'two', a: 'x' });
+    expect(Object.getPrototypeOf(parsed.metadata)).toBe(Object.prototype);
   });
 
   it('round-trips every dtype, scalar and zero-size shapes, and metadata', () => {
