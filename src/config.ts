@@ -29,6 +29,8 @@ export const ConfigSchema = z
     /** 0 = one per core. */
     TF_INTRA_OP_THREADS: nonNegativeInt(1024).default(DEFAULTS.TF_INTRA_OP_THREADS),
     TF_INTER_OP_THREADS: positiveInt(1024).default(DEFAULTS.TF_INTER_OP_THREADS),
+    /** oneDNN kernels crash TF 2.21 on DenseNet-121 here (see src/densenet/tf-runtime.ts). */
+    TF_ENABLE_ONEDNN: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default(DEFAULTS.LOG_LEVEL),
   })
   .superRefine((cfg, ctx) => {

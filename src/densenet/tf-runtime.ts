@@ -24,6 +24,12 @@ export interface EngineOptions {
   intraOpThreads: number;
   /** TF inter-op pool size (independent ops run at once); 0 lets TensorFlow decide. */
   interOpThreads: number;
+  /**
+   * TensorFlow's oneDNN kernels. Off by default: with TF 2.21 on AVX-512 CPUs a 1×1 conv from
+   * 1024 to 512 channels (DenseNet-121's third transition) dies with SIGFPE inside oneDNN,
+   * killing the process; the Eigen kernels compute it correctly at the same speed here.
+   */
+  oneDnn?: boolean;
   /** Called with a loud warning when a development-only backend is chosen. */
   warn?: (message: string) => void;
 }
@@ -69,6 +75,7 @@ async function loadNative(options: EngineOptions): Promise<EngineInfo> {
   // lines (oneDNN notices, CPU feature banners) out of our structured logs.
   process.env.TF_NUM_INTRAOP_THREADS = String(options.intraOpThreads);
   process.env.TF_NUM_INTEROP_THREADS = String(options.interOpThreads);
+  process.env.TF_ENABLE_ONEDNN_OPTS = options.oneDnn ? '1' : '0';
   process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
   let native: { version: Record<string, string> };
   try {

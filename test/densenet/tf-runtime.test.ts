@@ -60,6 +60,20 @@ describe('native TensorFlow engine', () => {
     await Promise.all([replacement.worker, threads[1]!.worker, threads[2]!.worker].map((w) => w.terminate()));
   }, 120_000);
 
+  // Regression guard for the oneDNN SIGFPE (see EngineOptions.oneDnn): in a child process,
+  // because the failure kills the whole process rather than throwing.
+  it('runs the 1×1 conv 1024→512 that crashes TF 2.21 oneDNN', () => {
+    const script = "import { initEngine, tf } from './src/densenet/tf-runtime.ts';" +
+      "await initEngine({ backend: 'tensorflow', intraOpThreads: 2, interOpThreads: 1 });" +
+      "const y = tf.conv2d(tf.ones([1, 14, 14, 1024]), tf.ones([1, 1, 1024, 512]), 1, 'same');" +
+      "console.log('VALUE', y.dataSync()[0]);";
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      encoding: 'utf8', cwd: new URL('../..', import.meta.url).pathname,
+    });
+    expect(child.signal).toBeNull();
+    expect(child.stdout).toContain('VALUE 1024');
+  });
+
   it('refuses to start without native TensorFlow, with a message that says how to fix it', () => {
     const hide = new URL('../helpers/hide-tfjs-node.cjs', import.meta.url).pathname;
     const script = "import { initEngine } from './src/densenet/tf-runtime.ts';" +
