@@ -12,6 +12,8 @@ export const ERROR_CODES = {
   DEADLINE_EXCEEDED: 'the request deadline passed',
   CANCELLED: 'the client cancelled the request',
   LIMIT_EXCEEDED: 'a configured size limit was exceeded',
+  WORKER_FAILED: 'the worker running the request crashed or hung; retrying may succeed',
+  SHUTTING_DOWN: 'the server is draining and accepts no new requests',
   INTERNAL: 'an internal error',
 } as const;
 

@@ -1,0 +1,47 @@
+// Typed messages between the main thread and an inference worker thread. Pixel and logit data
+// travel as Float32Arrays in the transfer list (moved, not copied).
+import type { DenseNetConfig } from '../../densenet/index.ts';
+import type { EngineOptions } from '../../densenet/tf-runtime.ts';
+
+export interface WorkerInit {
+  workerId: string;
+  engine: Omit<EngineOptions, 'warn'>;
+}
+
+/** What a worker needs to load one model version; paths were validated by the repository. */
+export interface LoadSpec {
+  /** `${name}:${version}`: the unit a worker holds and a batch targets. */
+  key: string;
+  format: 'safetensors' | 'tfjs-layers';
+  /** safetensors: the checkpoint file; tfjs-layers: the directory holding model.json. */
+  weightsPath: string;
+  /** Architecture for safetensors checkpoints (tfjs-layers models carry their own). */
+  architecture?: DenseNetConfig;
+  /** Every batch size the batcher may form, run once each before the model reports ready. */
+  warmupBatchSizes: number[];
+}
+
+export type ToWorker =
+  | { type: 'load'; requestId: number; spec: LoadSpec }
+  | { type: 'unload'; requestId: number; key: string }
+  | { type: 'infer'; requestId: number; key: string; batch: number; input: Float32Array }
+  /** Test hook: block the worker's thread for ms (simulates a hung kernel). */
+  | { type: 'stall'; requestId: number; ms: number }
+  /** Test hook: end the thread abruptly (simulates a crash in native code). */
+  | { type: 'crash'; requestId: number };
+
+export interface LoadedModelInfo {
+  key: string;
+  inputShape: [number, number, number];
+  numClasses: number;
+  /** Milliseconds of the second (warm) run at each warmed batch size. */
+  warmLatencyMs: Record<number, number>;
+}
+
+export type FromWorker =
+  | { type: 'ready'; backend: string; tensorflowVersion?: string }
+  | { type: 'loaded'; requestId: number; info: LoadedModelInfo }
+  | { type: 'unloaded'; requestId: number }
+  | { type: 'result'; requestId: number; output: Float32Array; computeMs: number; numTensors: number }
+  | { type: 'stalled'; requestId: number }
+  | { type: 'error'; requestId: number; code: string; message: string };

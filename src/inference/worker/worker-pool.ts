@@ -1,0 +1,140 @@
+// A fixed number of inference worker threads that hold loaded models. A worker that crashes
+// or hangs is replaced, and the replacement reloads the models its slot held before it is
+// offered work again.
+//
+// Why not piscina/tinypool: they run stateless tasks on whichever thread is free. Our workers
+// are stateful (each holds warmed models), must all receive load/unload, and take batches that
+// the dispatcher pulls for a specific worker; a task pool would hide exactly the placement and
+// replacement this needs.
+import { ServeError } from '../../errors.ts';
+import type { Logger } from '../../logger.ts';
+import type { EngineOptions } from '../../densenet/tf-runtime.ts';
+import { InferenceWorker } from './inference-worker.ts';
+import type { LoadSpec, LoadedModelInfo } from './wire.ts';
+
+export interface WorkerPoolOptions {
+  size: number;
+  engine: Omit<EngineOptions, 'warn'>;
+  hangTimeoutMs: number;
+  loadTimeoutMs: number;
+  /** Minimum pause between two replacements of the same slot, so a crash loop cannot spin. */
+  restartBackoffMs: number;
+  logger: Logger;
+}
+
+export interface WorkerPoolEvents {
+  /** A worker can take batches (after start, or after a replacement reloaded its models). */
+  onWorkerReady(worker: InferenceWorker): void;
+  /** A worker is gone: stop offering it work. Its running batch has already been rejected. */
+  onWorkerLost(worker: InferenceWorker, reason: string): void;
+}
+
+interface Slot {
+  index: number;
+  worker?: InferenceWorker;
+  /** Model keys this slot holds; a replacement worker reloads them. */
+  keys: Set<string>;
+  lastStart: number;
+}
+
+export class WorkerPool {
+  private readonly slots: Slot[];
+  private readonly specs = new Map<string, LoadSpec>();
+  private closed = false;
+  private generation = 0;
+  restarts = 0;
+
+  constructor(private readonly options: WorkerPoolOptions, private readonly events: WorkerPoolEvents) {
+    this.slots = Array.from({ length: options.size }, (_, index) => ({ index, keys: new Set<string>(), lastStart: 0 }));
+  }
+
+  async start(): Promise<void> {
+    await Promise.all(this.slots.map((slot) => this.startSlot(slot)));
+  }
+
+  get workers(): InferenceWorker[] {
+    return this.slots.flatMap((s) => (s.worker?.isAlive ? [s.worker] : []));
+  }
+
+  /** Live workers that hold `key`. */
+  holders(key: string): number {
+    return this.workers.filter((w) => w.models.has(key)).length;
+  }
+
+  /**
+   * Loads a model on `instances` workers (the slots holding the fewest models), warming
+   * every batch size. All or nothing: if one load fails, the others are unloaded.
+   */
+  async load(spec: LoadSpec, instances = this.slots.length): Promise<LoadedModelInfo> {
+    const chosen = [...this.slots]
+      .sort((a, b) => a.keys.size - b.keys.size || a.index - b.index)
+      .slice(0, Math.max(1, Math.min(instances, this.slots.length)));
+    this.specs.set(spec.key, spec);
+    const results = await Promise.allSettled(chosen.map(async (slot) => {
+      const worker = slot.worker;
+      if (!worker?.isAlive) throw new ServeError('MODEL_NOT_READY', `worker slot ${slot.index} is restarting`);
+      const info = await worker.load(spec, this.options.loadTimeoutMs);
+      slot.keys.add(spec.key);
+      return info;
+    }));
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failure) {
+      await this.unload(spec.key);
+      throw failure.reason;
+    }
+    return (results[0] as PromiseFulfilledResult<LoadedModelInfo>).value;
+  }
+
+  async unload(key: string): Promise<void> {
+    this.specs.delete(key);
+    await Promise.all(this.slots.map(async (slot) => {
+      slot.keys.delete(key);
+      await slot.worker?.unload(key).catch(() => undefined);
+    }));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.slots.map((slot) => slot.worker?.terminate()));
+  }
+
+  private async startSlot(slot: Slot): Promise<void> {
+    const wait = slot.lastStart + this.options.restartBackoffMs - Date.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    if (this.closed) return;
+    slot.lastStart = Date.now();
+    const worker = await InferenceWorker.start({
+      init: { workerId: `w${slot.index}.${this.generation++}`, engine: this.options.engine },
+      hangTimeoutMs: this.options.hangTimeoutMs,
+      logger: this.options.logger,
+      onLost: (lost, reason) => this.onLost(slot, lost, reason),
+    });
+    slot.worker = worker;
+    for (const key of slot.keys) {
+      const spec = this.specs.get(key);
+      if (!spec) continue;
+      await worker.load(spec, this.options.loadTimeoutMs).catch((err: Error) => {
+        // The model stays served by the other slots holding it; readiness counts holders.
+        slot.keys.delete(key);
+        this.options.logger.error({ workerId: worker.id, model: key, err: err.message }, 'replacement worker could not reload a model');
+      });
+    }
+    if (worker.isAlive && !this.closed) this.events.onWorkerReady(worker);
+  }
+
+  private onLost(slot: Slot, worker: InferenceWorker, reason: string): void {
+    if (slot.worker !== worker) return;
+    slot.worker = undefined;
+    this.events.onWorkerLost(worker, reason);
+    if (this.closed) return;
+    this.restarts++;
+    this.options.logger.warn({ workerId: worker.id, reason, restarts: this.restarts }, 'replacing inference worker');
+    const retry = (): void => {
+      this.startSlot(slot).catch((err: Error) => {
+        this.options.logger.error({ slot: slot.index, err: err.message }, 'replacement worker failed to start; retrying');
+        if (!this.closed) setTimeout(retry, this.options.restartBackoffMs);
+      });
+    };
+    retry();
+  }
+}
