@@ -63,12 +63,16 @@ export class WorkerPool {
 
   /**
    * Loads a model on `instances` workers (the slots holding the fewest models), warming
-   * every batch size. All or nothing: if one load fails, the others are unloaded.
+   * every batch size. All or nothing: if one load fails, the others are unloaded (or, for a
+   * reload, keep their previous weights).
    */
   async load(spec: LoadSpec, instances = this.slots.length): Promise<LoadedModelInfo> {
+    // A reload goes to the slots already holding the model; a new model to the least loaded.
+    const holds = (slot: Slot) => (slot.keys.has(spec.key) ? 0 : 1);
     const chosen = [...this.slots]
-      .sort((a, b) => a.keys.size - b.keys.size || a.index - b.index)
+      .sort((a, b) => holds(a) - holds(b) || a.keys.size - b.keys.size || a.index - b.index)
       .slice(0, Math.max(1, Math.min(instances, this.slots.length)));
+    const previous = this.specs.get(spec.key);
     this.specs.set(spec.key, spec);
     const results = await Promise.allSettled(chosen.map(async (slot) => {
       const worker = slot.worker;
@@ -79,7 +83,12 @@ export class WorkerPool {
     }));
     const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failure) {
-      await this.unload(spec.key);
+      if (previous) {
+        // A failed reload: workers keep the weights they had (they swap only on success).
+        this.specs.set(spec.key, previous);
+      } else {
+        await this.unload(spec.key);
+      }
       throw failure.reason;
     }
     return (results[0] as PromiseFulfilledResult<LoadedModelInfo>).value;
