@@ -15,6 +15,7 @@ import {
 } from './preprocess/index.ts';
 import { ModelRepository, assertModelName, assertVersion, type ModelDescriptor, type RepositoryEntry } from './repository/model-repository.ts';
 import { batchSizesToWarm } from './repository/manifest.ts';
+import { InflightTracker } from './inflight.ts';
 import { softmax, topK, type Prediction } from './top-k.ts';
 import { WorkerPool } from './worker/worker-pool.ts';
 import type { InferenceWorker } from './worker/inference-worker.ts';
@@ -99,6 +100,7 @@ export class InferenceService {
   private readonly pool: WorkerPool;
   private readonly dispatcher = new Dispatcher<Float32Array, Float32Array>();
   private readonly versions = new Map<string, LoadedVersion>();
+  private readonly inflight = new InflightTracker();
   /** Per model name, the operation (load/unload) in progress, so they never interleave. */
   private readonly operations = new Map<string, Promise<unknown>>();
   private readonly log: Logger;
@@ -251,16 +253,18 @@ export class InferenceService {
   async classify(name: string, images: Uint8Array[], topKCount: number, options: RequestOptions = {}): Promise<ClassifyResult> {
     const started = performance.now();
     const v = this.servable(name, options.version);
-    const inputs = await preprocessImages(images, v.input, v.preprocess, this.options.imageLimits);
-    const preprocessed = performance.now();
-    const logits = await this.run(v, inputs, options);
-    const done = performance.now();
-    return {
-      model: name,
-      version: v.version,
-      predictions: logits.map((row) => topK(softmax(row), topKCount, v.descriptor.labels)),
-      timings: { preprocessMs: preprocessed - started, inferenceMs: done - preprocessed, totalMs: done - started },
-    };
+    return this.inflight.track(v.key, async () => {
+      const inputs = await preprocessImages(images, v.input, v.preprocess, this.options.imageLimits, { signal: options.signal });
+      const preprocessed = performance.now();
+      const logits = await this.run(v, inputs, options);
+      const done = performance.now();
+      return {
+        model: name,
+        version: v.version,
+        predictions: logits.map((row) => topK(softmax(row), topKCount, v.descriptor.labels)),
+        timings: { preprocessMs: preprocessed - started, inferenceMs: done - preprocessed, totalMs: done - started },
+      };
+    });
   }
 
   /** Runs already-decoded image tensors (Open Inference Protocol inputs); logits per image. */
@@ -271,14 +275,18 @@ export class InferenceService {
   ): Promise<InferResult> {
     const v = this.servable(name, options.version);
     const inputs = tensorToImages(tensor.data, tensor.shape, tensor.layout, v.input, v.preprocess, this.options.imageLimits);
-    return { model: name, version: v.version, logits: await this.run(v, inputs, options), labels: v.descriptor.labels };
+    return this.inflight.track(v.key, async () => ({
+      model: name, version: v.version, logits: await this.run(v, inputs, options), labels: v.descriptor.labels,
+    }));
   }
 
   /** Decodes encoded images (BYTES inputs of the Open Inference Protocol); logits per image. */
   async inferImages(name: string, images: Uint8Array[], options: RequestOptions = {}): Promise<InferResult> {
     const v = this.servable(name, options.version);
-    const inputs = await preprocessImages(images, v.input, v.preprocess, this.options.imageLimits);
-    return { model: name, version: v.version, logits: await this.run(v, inputs, options), labels: v.descriptor.labels };
+    return this.inflight.track(v.key, async () => {
+      const inputs = await preprocessImages(images, v.input, v.preprocess, this.options.imageLimits, { signal: options.signal });
+      return { model: name, version: v.version, logits: await this.run(v, inputs, options), labels: v.descriptor.labels };
+    });
   }
 
   /** Rejects queued work and stops the workers. Callers drain their own requests first. */
@@ -295,7 +303,9 @@ export class InferenceService {
 
   private async unloadVersion(v: LoadedVersion): Promise<void> {
     this.versions.set(v.key, { ...v, state: 'UNLOADING' });
-    // New requests are refused from here on; the ones already queued or running finish.
+    // New requests are refused from here on; the ones already accepted (decoding, queued or
+    // running) finish first.
+    await this.inflight.idle(v.key);
     await this.dispatcher.drain(v.key);
     this.dispatcher.removeModel(v.key);
     await this.pool.unload(v.key);

@@ -76,8 +76,9 @@ export class InferenceWorker {
     return this.alive && !this.busy;
   }
 
+  /** Holds the model and is alive. Busy or not: the dispatcher gives each worker one batch at a time. */
   canRun(key: string): boolean {
-    return this.alive && !this.busy && this.models.has(key);
+    return this.alive && this.models.has(key);
   }
 
   async load(spec: LoadSpec, timeoutMs: number): Promise<LoadedModelInfo> {

@@ -74,10 +74,15 @@ export class WorkerPool {
       .slice(0, Math.max(1, Math.min(instances, this.slots.length)));
     const previous = this.specs.get(spec.key);
     this.specs.set(spec.key, spec);
-    const results = await Promise.allSettled(chosen.map(async (slot) => {
-      const worker = slot.worker;
-      if (!worker?.isAlive) throw new ServeError('MODEL_NOT_READY', `worker slot ${slot.index} is restarting`);
-      const info = await worker.load(spec, this.options.loadTimeoutMs);
+    // A slot whose worker is being replaced takes the model on when its replacement starts.
+    const live = chosen.filter((slot) => slot.worker?.isAlive);
+    for (const slot of chosen) if (!slot.worker?.isAlive) slot.keys.add(spec.key);
+    if (live.length === 0) {
+      if (!previous) this.specs.delete(spec.key);
+      throw new ServeError('MODEL_NOT_READY', 'no inference worker is running (all are being replaced)', { retryable: true });
+    }
+    const results = await Promise.allSettled(live.map(async (slot) => {
+      const info = await (slot.worker as InferenceWorker).load(spec, this.options.loadTimeoutMs);
       slot.keys.add(spec.key);
       return info;
     }));
