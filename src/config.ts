@@ -18,9 +18,32 @@ export const DEFAULTS = {
   /** DenseNet inference is a chain of dependent ops: a second inter-op thread buys nothing. */
   TF_INTER_OP_THREADS: 1,
   LOG_LEVEL: 'info',
+  HOST: '0.0.0.0',
+  HTTP_PORT: 8080,
+  GRPC_PORT: 8081,
+  MODEL_REPOSITORY: 'models',
+  /** Inference worker threads. TF's intra-op pool is shared by the process; see README. */
+  WORKERS: 2,
+  /** A batch running longer than this means its worker hung; it is replaced. */
+  WORKER_HANG_TIMEOUT_MS: 60_000,
+  MODEL_LOAD_TIMEOUT_MS: 300_000,
+  /** In-flight requests get this long to finish after SIGTERM. */
+  SHUTDOWN_TIMEOUT_MS: 30_000,
+  MAX_BODY_BYTES: 64 * 1024 * 1024,
+  MAX_IMAGE_BYTES: 20 * 1024 * 1024,
+  MAX_IMAGE_PIXELS: 40_000_000,
+  MAX_IMAGE_DIMENSION: 16_384,
+  MAX_IMAGES_PER_REQUEST: 64,
+  MAX_GRPC_MESSAGE_BYTES: 64 * 1024 * 1024,
+  MAX_HEADER_BYTES: 16 * 1024,
+  MAX_CONNECTIONS: 1024,
+  DEFAULT_TOP_K: 5,
 } as const;
 
-export const ConfigSchema = z
+const port = z.coerce.number().int().min(0).max(65_535);
+const bytes = (max: number) => z.coerce.number().int().min(1).max(max);
+
+const ConfigObject = z
   .object({
     /** tensorflow (native, required for serving) | wasm | cpu (development only). */
     ENGINE_BACKEND: z.enum(['tensorflow', 'wasm', 'cpu']).default(DEFAULTS.ENGINE_BACKEND),
@@ -32,7 +55,31 @@ export const ConfigSchema = z
     /** oneDNN kernels crash TF 2.21 on DenseNet-121 here (see src/densenet/tf-runtime.ts). */
     TF_ENABLE_ONEDNN: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default(DEFAULTS.LOG_LEVEL),
-  })
+    HOST: z.string().min(1).max(255).default(DEFAULTS.HOST),
+    HTTP_PORT: port.default(DEFAULTS.HTTP_PORT),
+    GRPC_PORT: port.default(DEFAULTS.GRPC_PORT),
+    MODEL_REPOSITORY: z.string().min(1).max(4096).default(DEFAULTS.MODEL_REPOSITORY),
+    /** Model answering /v1/classify; default: the only model, or the first by name. */
+    DEFAULT_MODEL: z.string().min(1).max(128).optional(),
+    WORKERS: positiveInt(256).default(DEFAULTS.WORKERS),
+    WORKER_HANG_TIMEOUT_MS: positiveInt(3_600_000).default(DEFAULTS.WORKER_HANG_TIMEOUT_MS),
+    MODEL_LOAD_TIMEOUT_MS: positiveInt(3_600_000).default(DEFAULTS.MODEL_LOAD_TIMEOUT_MS),
+    SHUTDOWN_TIMEOUT_MS: nonNegativeInt(3_600_000).default(DEFAULTS.SHUTDOWN_TIMEOUT_MS),
+    MAX_BODY_BYTES: bytes(2 ** 31 - 1).default(DEFAULTS.MAX_BODY_BYTES),
+    MAX_IMAGE_BYTES: bytes(2 ** 31 - 1).default(DEFAULTS.MAX_IMAGE_BYTES),
+    MAX_IMAGE_PIXELS: bytes(1_000_000_000).default(DEFAULTS.MAX_IMAGE_PIXELS),
+    MAX_IMAGE_DIMENSION: bytes(1_000_000).default(DEFAULTS.MAX_IMAGE_DIMENSION),
+    MAX_IMAGES_PER_REQUEST: positiveInt(4096).default(DEFAULTS.MAX_IMAGES_PER_REQUEST),
+    MAX_GRPC_MESSAGE_BYTES: bytes(2 ** 31 - 1).default(DEFAULTS.MAX_GRPC_MESSAGE_BYTES),
+    MAX_HEADER_BYTES: bytes(1024 * 1024).default(DEFAULTS.MAX_HEADER_BYTES),
+    MAX_CONNECTIONS: positiveInt(1_000_000).default(DEFAULTS.MAX_CONNECTIONS),
+    DEFAULT_TOP_K: positiveInt(1000).default(DEFAULTS.DEFAULT_TOP_K),
+    /** Bearer token required by the model management endpoints (and /metrics when METRICS_REQUIRE_TOKEN). */
+    AUTH_TOKEN: z.string().min(16, 'must be at least 16 characters').max(4096).optional(),
+    METRICS_REQUIRE_TOKEN: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  });
+
+export const ConfigSchema = ConfigObject
   .superRefine((cfg, ctx) => {
     if (cfg.ENGINE_BACKEND !== 'tensorflow' && !cfg.ALLOW_DEV_BACKEND) {
       ctx.addIssue({
@@ -45,9 +92,30 @@ export const ConfigSchema = z
 
 export type Config = Readonly<z.output<typeof ConfigSchema>>;
 
-/** Parses the given environment (default: this process's) into a frozen config. */
-export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
-  const result = ConfigSchema.safeParse(env);
+/**
+ * Command-line flags as settings: `--http-port 9000` or `--http-port=9000` sets HTTP_PORT.
+ * Flags win over the environment. An unknown flag is an error naming it.
+ */
+export function flagsToSettings(argv: readonly string[]): Record<string, string> {
+  const known = new Set(Object.keys(ConfigObject.shape));
+  const settings: Record<string, string> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const match = /^--([a-z0-9-]+)(?:=(.*))?$/.exec(arg);
+    const key = match?.[1]?.toUpperCase().replaceAll('-', '_');
+    if (!match || !key || !known.has(key)) {
+      throw new ServeError('INVALID_CONFIG', `unknown command-line flag '${arg}'`, { fields: [arg] });
+    }
+    const value = match[2] ?? argv[++i];
+    if (value === undefined) throw new ServeError('INVALID_CONFIG', `flag --${match[1]} needs a value`, { fields: [key] });
+    settings[key] = value;
+  }
+  return settings;
+}
+
+/** Parses the environment (default: this process's) and flags into a frozen config. */
+export function loadConfig(env: Record<string, string | undefined> = process.env, argv: readonly string[] = []): Config {
+  const result = ConfigSchema.safeParse({ ...env, ...flagsToSettings(argv) });
   if (!result.success) {
     const fields = result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
     throw new ServeError('INVALID_CONFIG', `invalid configuration: ${fields.join('; ')}`, {

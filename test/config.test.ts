@@ -30,6 +30,19 @@ describe('config', () => {
     expect(err.message).toContain('TF_INTER_OP_THREADS');
   });
 
+  it('takes flags over the environment, and names unknown flags', () => {
+    const cfg = loadConfig({ HTTP_PORT: '1000' }, ['--http-port=9000', '--workers', '3']);
+    expect(cfg.HTTP_PORT).toBe(9000);
+    expect(cfg.WORKERS).toBe(3);
+    expect(() => loadConfig({}, ['--colour=blue'])).toThrow(/unknown command-line flag '--colour=blue'/);
+    expect(() => loadConfig({}, ['--workers'])).toThrow(/flag --workers needs a value/);
+    expect(() => loadConfig({}, ['--workers=0'])).toThrow(/WORKERS/);
+  });
+
+  it('requires a long enough bearer token', () => {
+    expect(configError({ AUTH_TOKEN: 'short' }).message).toContain('AUTH_TOKEN: must be at least 16 characters');
+  });
+
   it('refuses a development backend without the explicit opt-in', () => {
     expect(configError({ ENGINE_BACKEND: 'cpu' }).message).toContain('ALLOW_DEV_BACKEND=true');
     expect(loadConfig({ ENGINE_BACKEND: 'wasm', ALLOW_DEV_BACKEND: 'true' }).ENGINE_BACKEND).toBe('wasm');

@@ -69,14 +69,22 @@ export async function initEngine(options: EngineOptions): Promise<EngineInfo> {
   return loaded;
 }
 
-async function loadNative(options: EngineOptions): Promise<EngineInfo> {
-  // TensorFlow reads its thread-pool sizes from the environment when the library initialises,
-  // so they must be set before the binding loads. TF_CPP_MIN_LOG_LEVEL=2 keeps its C++ info
-  // lines (oneDNN notices, CPU feature banners) out of our structured logs.
+/**
+ * TensorFlow reads its thread-pool sizes and kernel choices from the process environment once,
+ * when the library first initialises, and its thread pools are shared by the whole process.
+ * Must run on the main thread before any worker loads the engine: a worker thread's
+ * process.env is a private copy that native code never sees. TF_CPP_MIN_LOG_LEVEL=2 keeps the
+ * C++ info lines (oneDNN notices, CPU banners) out of our structured logs.
+ */
+export function applyEngineEnvironment(options: Pick<EngineOptions, 'intraOpThreads' | 'interOpThreads' | 'oneDnn'>): void {
   process.env.TF_NUM_INTRAOP_THREADS = String(options.intraOpThreads);
   process.env.TF_NUM_INTEROP_THREADS = String(options.interOpThreads);
   process.env.TF_ENABLE_ONEDNN_OPTS = options.oneDnn ? '1' : '0';
   process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+}
+
+async function loadNative(options: EngineOptions): Promise<EngineInfo> {
+  applyEngineEnvironment(options);
   let native: { version: Record<string, string> };
   try {
     native = require('@tensorflow/tfjs-node');

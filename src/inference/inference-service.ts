@@ -145,6 +145,11 @@ export class InferenceService {
     return this.dispatcher.subscribe(observer);
   }
 
+  /** Images waiting in a model version's batch queue. */
+  queueDepth(name: string, version: string): number {
+    return this.dispatcher.stats(`${name}:${version}`)?.queueDepth ?? 0;
+  }
+
   get workerRestarts(): number {
     return this.pool.restarts;
   }

@@ -8,7 +8,7 @@
 // replacement this needs.
 import { ServeError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
-import type { EngineOptions } from '../../densenet/tf-runtime.ts';
+import { applyEngineEnvironment, type EngineOptions } from '../../densenet/tf-runtime.ts';
 import { InferenceWorker } from './inference-worker.ts';
 import type { LoadSpec, LoadedModelInfo } from './wire.ts';
 
@@ -49,6 +49,7 @@ export class WorkerPool {
   }
 
   async start(): Promise<void> {
+    applyEngineEnvironment(this.options.engine);
     await Promise.all(this.slots.map((slot) => this.startSlot(slot)));
   }
 

@@ -1,0 +1,19 @@
+// The inference core's public surface: the only module the API layer imports.
+export {
+  InferenceService,
+  INPUT_NAME,
+  OUTPUT_LOGITS,
+  OUTPUT_PROBABILITIES,
+  type ClassifyResult,
+  type InferResult,
+  type InferenceServiceOptions,
+  type ModelMetadata,
+  type ModelState,
+  type ModelVersionStatus,
+  type RequestOptions,
+  type TensorSpec,
+} from './inference-service.ts';
+export type { RepositoryEntry } from './repository/model-repository.ts';
+export type { BatchObserver, ItemOutcome } from './batching/index.ts';
+export { DEFAULT_IMAGE_LIMITS, type ImageLimits, type TensorLayout } from './preprocess/index.ts';
+export { softmax, topK, type Prediction } from './top-k.ts';
