@@ -81,6 +81,9 @@ const ConfigObject = z
 
 export const ConfigSchema = ConfigObject
   .superRefine((cfg, ctx) => {
+    if (cfg.METRICS_REQUIRE_TOKEN && !cfg.AUTH_TOKEN) {
+      ctx.addIssue({ code: 'custom', path: ['METRICS_REQUIRE_TOKEN'], message: 'needs AUTH_TOKEN to be set' });
+    }
     if (cfg.ENGINE_BACKEND !== 'tensorflow' && !cfg.ALLOW_DEV_BACKEND) {
       ctx.addIssue({
         code: 'custom',

@@ -39,6 +39,10 @@ describe('config', () => {
     expect(() => loadConfig({}, ['--workers=0'])).toThrow(/WORKERS/);
   });
 
+  it('refuses to protect /metrics with no token configured', () => {
+    expect(configError({ METRICS_REQUIRE_TOKEN: 'true' }).message).toContain('METRICS_REQUIRE_TOKEN: needs AUTH_TOKEN');
+  });
+
   it('requires a long enough bearer token', () => {
     expect(configError({ AUTH_TOKEN: 'short' }).message).toContain('AUTH_TOKEN: must be at least 16 characters');
   });

@@ -1,0 +1,19 @@
+// Which model (and version) an inference request is for, settled in onRequest — before the body
+// is read — so an unknown model is a 404 without buffering a 64 MB upload first.
+import type { FastifyRequest } from 'fastify';
+import { defaultModelName } from '../default-model.ts';
+import type { HttpDeps } from './deps.ts';
+import { ModelRefParams } from './schemas.ts';
+import { parseInput } from './validation.ts';
+
+export function resolveModel(deps: Pick<HttpDeps, 'service' | 'config'>) {
+  return async (request: FastifyRequest): Promise<void> => {
+    const params = request.params as { model?: string };
+    const ref = params.model === undefined
+      ? { model: defaultModelName(deps.service, deps.config.DEFAULT_MODEL), version: undefined }
+      : parseInput(ModelRefParams, request.params, 'params');
+    request.edge.model = ref.model;
+    request.edge.version = ref.version;
+    deps.service.metadata(ref.model, ref.version); // throws MODEL_NOT_FOUND / INVALID_INPUT
+  };
+}
