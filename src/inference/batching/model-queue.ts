@@ -94,7 +94,7 @@ export class ModelQueue<TIn, TOut> {
       return Promise.reject(err);
     };
 
-    if (signal?.aborted) return refuse(this.cancelled(signal, 'queued'), 'cancelled');
+    if (signal?.aborted) return refuse(this.cancelled(signal, 'queued'), abortOutcome(signal));
     const priority = this.resolvePriority(itemOptions.priority);
     if (priority === undefined) {
       return refuse(
@@ -145,7 +145,7 @@ export class ModelQueue<TIn, TOut> {
         item.timer = this.hooks.clock.setTimeout(() => this.drop(item, 'expired'), Math.ceil(deadline - now));
       }
       if (signal) {
-        const onAbort = (): void => this.drop(item, 'cancelled', signal);
+        const onAbort = (): void => this.drop(item, abortOutcome(signal), signal);
         signal.addEventListener('abort', onAbort, { once: true });
         item.detachAbort = () => signal.removeEventListener('abort', onAbort);
       }
@@ -281,7 +281,7 @@ export class ModelQueue<TIn, TOut> {
     const stage = item.state;
     this.removeQueued(item);
     if (!this.finish(item, outcome)) return;
-    item.reject(outcome === 'expired' ? this.expired(stage) : this.cancelled(signal as AbortSignal, stage));
+    item.reject(signal ? this.cancelled(signal, stage) : this.expired(stage));
     this.checkIdle();
   }
 
@@ -323,7 +323,14 @@ export class ModelQueue<TIn, TOut> {
     return new ServeError('DEADLINE_EXCEEDED', `the deadline passed while the request was ${stage}`, { model: this.key, stage });
   }
 
+  /** The transport's own reason when it gave one (a call deadline aborts with DEADLINE_EXCEEDED). */
   private cancelled(signal: AbortSignal, stage: 'queued' | 'running'): ServeError {
+    if (signal.reason instanceof ServeError) return signal.reason;
     return new ServeError('CANCELLED', `the client cancelled the request while it was ${stage}`, { model: this.key, stage }, { cause: signal.reason });
   }
+}
+
+/** An abort whose reason is a passed deadline counts as expired, not as a client cancellation. */
+function abortOutcome(signal: AbortSignal): 'expired' | 'cancelled' {
+  return signal.reason instanceof ServeError && signal.reason.code === 'DEADLINE_EXCEEDED' ? 'expired' : 'cancelled';
 }

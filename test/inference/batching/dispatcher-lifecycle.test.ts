@@ -46,6 +46,22 @@ describe('cancellation', () => {
     expect(obs.items.find((i) => i.outcome === 'cancelled')).toEqual({ model: 'm', outcome: 'cancelled', queueMs: 5, totalMs: 5 });
   });
 
+  it('an abort carrying a transport deadline counts as expired and keeps its reason', async () => {
+    const w = new FakeExecutor('w1');
+    const { d, obs } = setup({}, [w]);
+    await occupy(d);
+    const abort = new AbortController();
+    const x = track(d.enqueue('m', 1, { signal: abort.signal }));
+    await advance(3);
+    const reason = new ServeError('DEADLINE_EXCEEDED', 'the call deadline passed');
+    abort.abort(reason);
+    await flush();
+    expect(x).toMatchObject({ status: 'rejected', code: 'DEADLINE_EXCEEDED', at: 3 });
+    expect(x.error).toBe(reason);
+    expect(obs.items.find((i) => i.outcome === 'expired')).toEqual({ model: 'm', outcome: 'expired', queueMs: 3, totalMs: 3 });
+    w.succeed();
+  });
+
   it('an already aborted signal is rejected at enqueue', async () => {
     const w = new FakeExecutor('w1');
     const { d } = setup({}, [w]);

@@ -1,0 +1,108 @@
+// The one place that wires the service together and owns start-up and shutdown order:
+// config → logger → inference core (workers, models) → metrics → HTTP and gRPC frontends.
+// On SIGTERM/SIGINT: report not-ready at once, stop accepting, let in-flight requests finish
+// (bounded by SHUTDOWN_TIMEOUT_MS), stop the workers, exit 0.
+import sharp from 'sharp';
+import { loadConfig, type Config } from './config.ts';
+import { isServeError } from './errors.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { InferenceService, DEFAULT_IMAGE_LIMITS } from './inference/index.ts';
+import { createMetrics } from './api/metrics.ts';
+import { buildHttpApp } from './api/http/app.ts';
+import { createGrpcServer } from './api/grpc/server.ts';
+
+export interface RunningServer {
+  httpPort: number;
+  grpcPort: number;
+  /** Drains and stops everything; resolves when it is safe to exit. */
+  shutdown(reason: string): Promise<void>;
+}
+
+export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+  // libvips' operation cache keeps decoded images around; a server decoding untrusted uploads
+  // wants predictable memory instead.
+  sharp.cache(false);
+  if (config.ENGINE_BACKEND !== 'tensorflow') {
+    logger.warn({ backend: config.ENGINE_BACKEND },
+      `DEVELOPMENT ONLY: inference runs on the '${config.ENGINE_BACKEND}' backend, orders of magnitude slower than native TensorFlow`);
+  }
+  let draining = false;
+  const lifecycle = { isDraining: () => draining };
+
+  const service = await InferenceService.start({
+    repositoryRoot: config.MODEL_REPOSITORY,
+    workers: config.WORKERS,
+    engine: {
+      backend: config.ENGINE_BACKEND,
+      intraOpThreads: config.TF_INTRA_OP_THREADS,
+      interOpThreads: config.TF_INTER_OP_THREADS,
+      oneDnn: config.TF_ENABLE_ONEDNN,
+    },
+    hangTimeoutMs: config.WORKER_HANG_TIMEOUT_MS,
+    loadTimeoutMs: config.MODEL_LOAD_TIMEOUT_MS,
+    imageLimits: {
+      ...DEFAULT_IMAGE_LIMITS,
+      maxEncodedBytes: config.MAX_IMAGE_BYTES,
+      maxPixels: config.MAX_IMAGE_PIXELS,
+      maxDimension: config.MAX_IMAGE_DIMENSION,
+      maxImagesPerRequest: config.MAX_IMAGES_PER_REQUEST,
+    },
+    logger,
+  });
+  const metrics = createMetrics(service);
+  const deps = { service, config, logger, metrics, lifecycle };
+  const http = await buildHttpApp(deps);
+  const grpc = createGrpcServer(deps);
+  const httpAddress = await http.listen({ host: config.HOST, port: config.HTTP_PORT });
+  const grpcPort = await grpc.bind(config.HOST, config.GRPC_PORT);
+  const httpPort = Number(new URL(httpAddress).port);
+  logger.info({ httpPort, grpcPort, models: service.listModels() }, 'densenet-serve ready');
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (reason: string): Promise<void> => {
+    stopping ??= (async () => {
+      logger.info({ reason, timeoutMs: config.SHUTDOWN_TIMEOUT_MS }, 'draining: not ready, finishing in-flight requests');
+      draining = true;
+      grpc.setServing(false);
+      const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.SHUTDOWN_TIMEOUT_MS).unref());
+      // fastify.close stops accepting, waits for in-flight requests, then closes idle sockets.
+      await Promise.race([Promise.all([http.close(), grpc.close(config.SHUTDOWN_TIMEOUT_MS)]), deadline]);
+      await service.close();
+      metrics.close();
+      logger.info('stopped');
+    })();
+    return stopping;
+  };
+  return { httpPort, grpcPort, shutdown };
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig(process.env, process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`densenet-serve: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  const logger = createLogger(config.LOG_LEVEL);
+  let server: RunningServer;
+  try {
+    server = await startServer(config, logger);
+  } catch (err) {
+    logger.fatal({ err: isServeError(err) ? { code: err.code, message: err.message } : err }, 'failed to start');
+    process.exit(1);
+  }
+  const stop = (signal: string) => {
+    server.shutdown(signal).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.fatal({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await main();
