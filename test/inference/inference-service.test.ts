@@ -1,6 +1,6 @@
 // The whole in-process pipeline: repository → worker threads → dynamic batcher → top-k,
 // on real (tiny) DenseNets and real encoded images.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -11,10 +11,17 @@ import { softmax, type Prediction } from '../../src/inference/top-k.ts';
 import { ServeError } from '../../src/errors.ts';
 import { silentLogger } from '../../src/logger.ts';
 import type { Tensor } from '../../src/densenet/tf-runtime.ts';
+import { buildDenseNet, loadTorchvisionWeights, presetConfig } from '../../src/densenet/index.ts';
 import { useNativeEngine } from '../helpers/engine.ts';
 import { TINY_LABELS, tinyModel, writeTinyModelFolder } from '../helpers/tiny-model.ts';
 
 const tf = await useNativeEngine();
+const CIFAR_LABELS = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
+const CIFAR_PREPROCESS = { resizeMode: 'resize-crop', interpolation: 'bilinear', mean: [0.49, 0.48, 0.45], std: [0.25, 0.24, 0.26], polarity: 'as-is', background: 255 } as const;
+const CIFAR_MANIFEST = {
+  format: 'safetensors', architecture: { preset: 'densenet-bc-100-k12' }, labels: CIFAR_LABELS,
+  preprocessing: CIFAR_PREPROCESS, batching: { maxBatchSize: 2, maxQueueDelayMs: 0, maxQueueSize: 16 },
+};
 const SPEC = { resizeMode: 'stretch', interpolation: 'bilinear', mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25], polarity: 'as-is', background: 255 } as const;
 
 async function pngOf(seed: number, width = 40, height = 30): Promise<Uint8Array> {
@@ -53,6 +60,10 @@ describe('inference service', () => {
     await writeTinyModelFolder(root, 'tiny', { seed: 1 });
     await writeTinyModelFolder(root, 'versioned', { versions: [1, 2], manifest: { versionPolicy: 'all' } });
     await writeTinyModelFolder(root, 'broken', { manifest: { labels: ['only-one'] } });
+    // DenseNet-BC-100 with the PyTorch reference weights, CIFAR-10 labels, for real photos.
+    await mkdir(path.join(root, 'cifar'));
+    await copyFile(new URL('../fixtures/reference/densenet_bc_100_k12.weights.safetensors', import.meta.url), path.join(root, 'cifar', 'weights.safetensors'));
+    await writeFile(path.join(root, 'cifar', 'manifest.json'), JSON.stringify(CIFAR_MANIFEST));
     service = await InferenceService.start({
       repositoryRoot: root, workers: 2, engine: { backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1 },
       hangTimeoutMs: 20_000, loadTimeoutMs: 60_000, imageLimits: DEFAULT_IMAGE_LIMITS, logger: silentLogger,
@@ -66,7 +77,7 @@ describe('inference service', () => {
 
   it('loads every usable model and skips the broken one', () => {
     const states = service.listModels().map((m) => `${m.name}:${m.version}:${m.state}`).sort();
-    expect(states).toEqual(['tiny:1:READY', 'versioned:1:READY', 'versioned:2:READY']);
+    expect(states).toEqual(['cifar:1:READY', 'tiny:1:READY', 'versioned:1:READY', 'versioned:2:READY']);
     expect(service.isReady()).toBe(true);
     expect(service.isReady('tiny')).toBe(true);
     expect(service.isReady('broken')).toBe(false);
@@ -96,6 +107,28 @@ describe('inference service', () => {
       expect(predictions[0]!.score).toBeGreaterThanOrEqual(predictions[1]!.score);
     }
     expect(result.timings.totalMs).toBeGreaterThan(0);
+  });
+
+  it('classifies real photos (JPEG and PNG) into labelled top-k, as the network does on the same pixels', async () => {
+    const model = buildDenseNet(presetConfig('densenet-bc-100-k12'));
+    loadTorchvisionWeights(model, await readFile(new URL('../fixtures/reference/densenet_bc_100_k12.weights.safetensors', import.meta.url)));
+    try {
+      for (const photo of ['chelsea.png', 'coffee.jpg']) {
+        const bytes = await readFile(new URL(`../fixtures/images/${photo}`, import.meta.url));
+        const result = await service.classify('cifar', [bytes], 5);
+        const input = await preprocessImage(bytes, { height: 32, width: 32, channels: 3 }, { ...CIFAR_PREPROCESS, mean: [...CIFAR_PREPROCESS.mean], std: [...CIFAR_PREPROCESS.std] }, DEFAULT_IMAGE_LIMITS);
+        const expected = softmax(tf.tidy(() => (model.layersModel.predict(tf.tensor4d(input, [1, 32, 32, 3])) as Tensor).dataSync() as Float32Array));
+        const top = result.predictions[0]!;
+        expect(top).toHaveLength(5);
+        for (const p of top) {
+          expect(p.label).toBe(CIFAR_LABELS[p.index]);
+          expect(p.score).toBeCloseTo(expected[p.index]!, 5);
+        }
+        expect(top[0]!.index).toBe(expected.indexOf(Math.max(...expected)));
+      }
+    } finally {
+      model.layersModel.dispose();
+    }
   });
 
   it('answers 40 concurrent callers with the same results as one at a time', async () => {
