@@ -41,42 +41,27 @@ export function padOnto(content: Pixels, width: number, height: number, left: nu
 }
 
 /**
- * 'dark-background' decision: is the outer ring (a tenth of the shorter side, at least one
- * pixel) brighter on average than the central half of the image?
+ * 'dark-background' decision: are at least three of the four corner patches (a tenth of the
+ * shorter side, at least one pixel) lighter than mid-grey? Corners, not the whole border:
+ * a frame-filling pullover in Fashion-MNIST touches the edges but not the corners (a border
+ * test inverted 3 of its 10,000 test images, a border-versus-centre test 78; this one none),
+ * while a photo or scan on a light background has light corners even where the garment
+ * reaches one of them.
  */
 export function hasLightBackground(img: Pixels): boolean {
   const { width: w, height: h, channels: c, data } = img;
-  const ring = Math.max(1, Math.round(Math.min(w, h) / 10));
-  const cx0 = Math.floor(w / 4);
-  const cx1 = Math.max(cx0 + 1, Math.ceil((3 * w) / 4));
-  const cy0 = Math.floor(h / 4);
-  const cy1 = Math.max(cy0 + 1, Math.ceil((3 * h) / 4));
-  let borderSum = 0;
-  let borderCount = 0;
-  let centreSum = 0;
-  let centreCount = 0;
-  for (let y = 0; y < h; y++) {
-    const inRingRow = y < ring || y >= h - ring;
-    const inCentreRow = y >= cy0 && y < cy1;
-    if (!inRingRow && !inCentreRow) continue;
-    for (let x = 0; x < w; x++) {
-      const inRing = inRingRow || x < ring || x >= w - ring;
-      const inCentre = inCentreRow && x >= cx0 && x < cx1;
-      if (!inRing && !inCentre) continue;
-      let s = 0;
-      const p = (y * w + x) * c;
-      for (let k = 0; k < c; k++) s += data[p + k]!;
-      if (inRing) {
-        borderSum += s;
-        borderCount += c;
-      }
-      if (inCentre) {
-        centreSum += s;
-        centreCount += c;
+  const k = Math.max(1, Math.round(Math.min(w, h) / 10));
+  const cornerMean = (x0: number, y0: number): number => {
+    let sum = 0;
+    for (let y = y0; y < y0 + k; y++) {
+      for (let x = x0; x < x0 + k; x++) {
+        for (let ch = 0; ch < c; ch++) sum += data[(y * w + x) * c + ch]!;
       }
     }
-  }
-  return borderSum / borderCount > centreSum / centreCount;
+    return sum / (k * k * c);
+  };
+  const corners = [cornerMean(0, 0), cornerMean(w - k, 0), cornerMean(0, h - k), cornerMean(w - k, h - k)];
+  return corners.filter((m) => m > 127.5).length >= 3;
 }
 
 /** Whether to invert, decided on the image content (before any padding). */

@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs';
+import { parseIdxDataset } from '../../../src/eval/idx.ts';
+import { shouldInvert } from '../../../src/inference/preprocess/pixels.ts';
 import { describe, expect, it } from 'vitest';
 import {
   checkPreprocessSetup,
@@ -66,6 +69,24 @@ describe('polarity', () => {
   it("'dark-background' keeps a light garment on a dark background", async () => {
     const out = await preprocessImage(squareOn(15, 230), size, pixelSpec({ polarity: 'dark-background' }), L);
     expect([at(out, 20, 1, 0, 0), at(out, 20, 1, 10, 10)]).toEqual([15, 230]);
+  });
+
+  it("'dark-background' keeps a dark-bordered image whose middle is darker still (a sandal, a bag's handle)", async () => {
+    const out = await preprocessImage(squareOn(40, 5), size, pixelSpec({ polarity: 'dark-background' }), L);
+    expect([at(out, 20, 1, 0, 0), at(out, 20, 1, 10, 10)]).toEqual([40, 5]);
+  });
+
+  it("'dark-background' keeps every one of the 10,000 Fashion-MNIST test images as it is", () => {
+    const set = parseIdxDataset(
+      readFileSync(new URL('../../fixtures/fashion-mnist/t10k-images-idx3-ubyte.gz', import.meta.url)),
+      readFileSync(new URL('../../fixtures/fashion-mnist/t10k-labels-idx1-ubyte.gz', import.meta.url)),
+    );
+    let inverted = 0;
+    for (let i = 0; i < set.count; i++) {
+      const data = set.images.subarray(i * 784, (i + 1) * 784);
+      if (shouldInvert({ data, width: 28, height: 28, channels: 1 }, 'dark-background')) inverted++;
+    }
+    expect(inverted).toBe(0);
   });
 
   it("'dark-background' with mean/std: inversion happens before normalisation", async () => {
