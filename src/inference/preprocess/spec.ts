@@ -23,8 +23,8 @@ export interface PreprocessSpec {
   std: number[];
   /**
    * Fashion-MNIST is a light garment on a dark background. 'as-is' keeps pixels; 'invert'
-   * always inverts; 'dark-background' inverts only when the image border is brighter than its
-   * centre (a photo or scan on a light background).
+   * always inverts; 'dark-background' inverts only when at least three of the image's four
+   * corners are lighter than mid-grey (a photo or scan on a light background).
    */
   polarity: 'as-is' | 'invert' | 'dark-background';
   /**
