@@ -12,6 +12,7 @@ import {
   type SafetensorsDtype,
   type TensorData,
 } from '../../src/densenet/safetensors.ts';
+import { seededRandom } from '../helpers/random.ts';
 
 // ---- helpers that build files by hand, independent of the writer under test ----
 
@@ -70,17 +71,7 @@ function bitsOf(f: Float32Array): number[] {
   return Array.from(new Uint32Array(f.buffer, f.byteOffset, f.length));
 }
 
-// mulberry32: tiny, seeded, good enough to drive property loops reproducibly.
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+
 
 // ---- parsing well-formed files ----
 
@@ -470,7 +461,7 @@ describe('property: seeded random files', () => {
   const alphabet = ['a', 'b', '.', '_', '0', '"', '\\', 'ü', '{', ',', '😀', ' '];
 
   it('random tensors survive serialize → parse unchanged (500 seeds)', () => {
-    const rnd = prng(0xc0ffee);
+    const rnd = seededRandom(0xc0ffee);
     const int = (n: number) => Math.floor(rnd() * n);
     for (let iter = 0; iter < 500; iter++) {
       const inputs = new Map<string, { dtype: SafetensorsDtype; shape: number[]; data: Uint8Array }>();
@@ -509,7 +500,7 @@ describe('property: seeded random files', () => {
       ['mask', { dtype: 'BOOL', shape: [0], data: new Uint8Array(0) }],
     ], { format: 'pt' });
     const headerEnd = 8 + Number(new DataView(base.buffer).getBigUint64(0, true));
-    const rnd = prng(42);
+    const rnd = seededRandom(42);
     const int = (n: number) => Math.floor(rnd() * n);
     const outcomes = { parsed: 0, rejected: 0 };
     for (let iter = 0; iter < 500; iter++) {

@@ -3,7 +3,6 @@
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InferenceService } from '../../src/inference/inference-service.ts';
 import { DEFAULT_IMAGE_LIMITS, preprocessImage } from '../../src/inference/preprocess/index.ts';
@@ -14,6 +13,7 @@ import type { Tensor } from '../../src/densenet/tf-runtime.ts';
 import { buildDenseNet, loadTorchvisionWeights, presetConfig } from '../../src/densenet/index.ts';
 import { useNativeEngine } from '../helpers/engine.ts';
 import { TINY_LABELS, tinyModel, writeTinyModelFolder } from '../helpers/tiny-model.ts';
+import { noisePng } from '../helpers/random.ts';
 
 const tf = await useNativeEngine();
 const CIFAR_LABELS = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
@@ -24,15 +24,7 @@ const CIFAR_MANIFEST = {
 };
 const SPEC = { resizeMode: 'stretch', interpolation: 'bilinear', mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25], polarity: 'as-is', background: 255 } as const;
 
-async function pngOf(seed: number, width = 40, height = 30): Promise<Uint8Array> {
-  const pixels = Buffer.alloc(width * height * 3);
-  let s = seed;
-  for (let i = 0; i < pixels.length; i++) {
-    s = (s * 1103515245 + 12345) >>> 0;
-    pixels[i] = s >>> 24;
-  }
-  return sharp(pixels, { raw: { width, height, channels: 3 } }).png().toBuffer();
-}
+const pngOf = (seed: number, width = 40, height = 30): Promise<Uint8Array> => noisePng(seed, width, height);
 
 /** What the tiny model (seed 1) says about an image, computed in this thread. */
 async function referenceProbabilities(image: Uint8Array): Promise<Float32Array> {

@@ -4,7 +4,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import sharp from 'sharp';
 import { float32ToLE } from '../../../src/api/grpc/tensor-codec.ts';
 import type { ModelInferRequest } from '../../../src/api/grpc/generated/inference/ModelInferRequest.ts';
 import { createMetrics, type ServiceMetrics } from '../../../src/api/metrics.ts';
@@ -17,6 +16,7 @@ import { DEFAULT_IMAGE_LIMITS, InferenceService } from '../../../src/inference/i
 import { createLogger } from '../../../src/logger.ts';
 import { useNativeEngine } from '../../helpers/engine.ts';
 import { writeTinyModelFolder, type TinyFolderOptions } from '../../helpers/tiny-model.ts';
+import { noisePng } from '../../helpers/random.ts';
 
 export interface HarnessOptions {
   models: Record<string, TinyFolderOptions>;
@@ -130,15 +130,7 @@ export async function callError(promise: Promise<unknown>): Promise<grpc.Service
   return outcome;
 }
 
-export async function pngOf(seed: number, width = 40, height = 30): Promise<Buffer> {
-  const pixels = Buffer.alloc(width * height * 3);
-  let s = seed;
-  for (let i = 0; i < pixels.length; i++) {
-    s = (s * 1103515245 + 12345) >>> 0;
-    pixels[i] = s >>> 24;
-  }
-  return sharp(pixels, { raw: { width, height, channels: 3 } }).png().toBuffer();
-}
+export const pngOf = (seed: number, width = 40, height = 30): Promise<Buffer> => noisePng(seed, width, height);
 
 export const PIXELS = 16 * 16 * 3;
 

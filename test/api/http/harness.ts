@@ -3,7 +3,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import sharp from 'sharp';
 import type { FastifyInstance } from 'fastify';
 import { buildHttpApp } from '../../../src/api/http/app.ts';
 import { createMetrics, type ServiceMetrics } from '../../../src/api/metrics.ts';
@@ -12,6 +11,7 @@ import { InferenceService } from '../../../src/inference/index.ts';
 import { silentLogger, type Logger } from '../../../src/logger.ts';
 import { useNativeEngine } from '../../helpers/engine.ts';
 import { writeTinyModelFolder, type TinyFolderOptions } from '../../helpers/tiny-model.ts';
+import { noisePng } from '../../helpers/random.ts';
 
 export interface Harness {
   root: string;
@@ -70,15 +70,7 @@ export async function startHarness(options: {
 }
 
 /** A PNG of seeded noise. */
-export async function pngOf(seed: number, width = 20, height = 20): Promise<Buffer> {
-  const pixels = Buffer.alloc(width * height * 3);
-  let s = seed;
-  for (let i = 0; i < pixels.length; i++) {
-    s = (s * 1103515245 + 12345) >>> 0;
-    pixels[i] = s >>> 24;
-  }
-  return sharp(pixels, { raw: { width, height, channels: 3 } }).png().toBuffer();
-}
+export const pngOf = (seed: number, width = 20, height = 20): Promise<Buffer> => noisePng(seed, width, height);
 
 /** A multipart/form-data body with the given files under the field `file`. */
 export function multipartBody(files: Array<{ name: string; type: string; data: Buffer }>, boundary = 'test-boundary-7b1f'): { body: Buffer; contentType: string } {

@@ -9,6 +9,7 @@ import { expect } from 'vitest';
 import { ServeError, type ErrorCode } from '../../../src/errors.ts';
 import type { PreprocessSpec } from '../../../src/inference/preprocess/index.ts';
 
+
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '../../fixtures/images');
 
 export function fixture(name: string): Uint8Array {
@@ -124,17 +125,7 @@ export async function expectServeError(run: Promise<unknown> | (() => unknown), 
   return serveError;
 }
 
-/** Deterministic PRNG (mulberry32) for the mutation tests. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom } from '../../helpers/random.ts';
 
 /** The value at (x, y, channel) of an HWC float image. */
 export function at(img: Float32Array, width: number, channels: number, x: number, y: number, c = 0): number {
