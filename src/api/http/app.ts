@@ -4,7 +4,6 @@
 // maxHeaderSize) and connections (the server's maxConnections).
 import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { ServeError } from '../../errors.ts';
 import type { HttpDeps } from './deps.ts';
 import { toHttpError } from './error-status.ts';
 import { collectRouteDocs } from './openapi.ts';
@@ -20,10 +19,8 @@ import { v2MetadataRoutes } from './routes/v2-metadata.ts';
 export type { HttpDeps } from './deps.ts';
 
 export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
+  // Settings are validated once, in src/config.ts (e.g. METRICS_REQUIRE_TOKEN needs AUTH_TOKEN).
   const { config } = deps;
-  if (config.METRICS_REQUIRE_TOKEN && config.AUTH_TOKEN === undefined) {
-    throw new ServeError('INVALID_CONFIG', 'METRICS_REQUIRE_TOKEN=true needs AUTH_TOKEN', { fields: ['METRICS_REQUIRE_TOKEN', 'AUTH_TOKEN'] });
-  }
   const app = Fastify({
     // pino's Logger and Fastify's logger type disagree on generics only; the object is the same.
     loggerInstance: deps.logger.child({ component: 'http' }) as FastifyBaseLogger,
