@@ -7,3 +7,6 @@ export { buildDenseNet, type DenseNetModel } from './model.ts';
 export { loadTorchvisionWeights, exportTorchvisionWeights, readTorchvisionState, canonicalTorchvisionKey } from './torchvision-weights.ts';
 export { saveLayersModel, loadLayersModel, type LoadedLayersModel } from './layers-format.ts';
 export { parseSafetensors, serializeSafetensors, tensorToFloat32 } from './safetensors.ts';
+export { compileDenseNet, type CompiledDenseNet } from './compiled-densenet.ts';
+export { EXECUTORS, fusedRunner, layersRunner, type DenseNetRunner, type ExecutorName } from './runner.ts';
+export { onnxRunner } from './onnx-runner.ts';

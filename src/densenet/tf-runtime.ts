@@ -16,6 +16,8 @@ export const tf: typeof TF = require('@tensorflow/tfjs');
 
 export type { Tensor, Tensor1D, Tensor2D, Tensor4D, Rank, LayersModel, SymbolicTensor } from '@tensorflow/tfjs';
 
+import type { ExecutorName } from './runner.ts';
+
 export type EngineBackend = 'tensorflow' | 'wasm' | 'cpu';
 
 export interface EngineOptions {
@@ -30,6 +32,11 @@ export interface EngineOptions {
    * killing the process; the Eigen kernels compute it correctly at the same speed here.
    */
   oneDnn?: boolean;
+  /**
+   * What runs a model's batches in a worker (see runner.ts): 'fused' tfjs ops (default),
+   * the tfjs 'layers' predict, or 'onnxruntime'. The TF runtime itself is loaded for all three.
+   */
+  executor?: ExecutorName;
   /** Called with a loud warning when a development-only backend is chosen. */
   warn?: (message: string) => void;
 }

@@ -19,10 +19,12 @@ export function tinyModel(seed: number, overrides: Partial<DenseNetConfigInput> 
     const weights = layer.getWeights();
     if (weights.length === 0) continue;
     const isNorm = layer.getClassName() === 'BatchNormalization';
-    layer.setWeights(weights.map((w, i) => tf.tidy(() => {
+    const values = weights.map((w, i) => tf.tidy(() => {
       const r = tf.randomUniform(w.shape, -1, 1, 'float32', s++);
       return isNorm && (i === 0 || i === 3) ? r.abs().add(0.5) : r; // gamma, variance > 0
-    })));
+    }));
+    layer.setWeights(values); // copies into the layer's variables
+    tf.dispose(values);
   }
   return model;
 }

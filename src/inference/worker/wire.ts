@@ -1,6 +1,6 @@
 // Typed messages between the main thread and an inference worker thread. Pixel and logit data
 // travel as Float32Arrays in the transfer list (moved, not copied).
-import type { DenseNetConfig } from '../../densenet/index.ts';
+import type { DenseNetConfig, ExecutorName } from '../../densenet/index.ts';
 import type { EngineOptions } from '../../densenet/tf-runtime.ts';
 
 export interface WorkerInit {
@@ -36,6 +36,8 @@ export interface LoadedModelInfo {
   numClasses: number;
   /** Milliseconds of the second (warm) run at each warmed batch size. */
   warmLatencyMs: Record<number, number>;
+  /** The executor that serves this model in the worker. */
+  executor: ExecutorName;
 }
 
 export type FromWorker =

@@ -2,55 +2,90 @@
 // engine, so inference never blocks the server's event loop (tfjs-node ops are synchronous).
 import { readFile } from 'node:fs/promises';
 import { parentPort, workerData } from 'node:worker_threads';
-import { initEngine, tf, type LayersModel, type Tensor } from '../../densenet/tf-runtime.ts';
-import { buildDenseNet, loadLayersModel, loadTorchvisionWeights } from '../../densenet/index.ts';
+import { initEngine, tf, type LayersModel } from '../../densenet/tf-runtime.ts';
+import {
+  buildDenseNet, fusedRunner, layersRunner, loadLayersModel, loadTorchvisionWeights, onnxRunner,
+  type DenseNetModel, type DenseNetRunner, type ExecutorName,
+} from '../../densenet/index.ts';
 import { isServeError } from '../../errors.ts';
 import type { FromWorker, LoadSpec, LoadedModelInfo, ToWorker, WorkerInit } from './wire.ts';
 
 const port = parentPort;
 if (!port) throw new Error('worker-main must run in a worker thread');
 const init = workerData as WorkerInit;
-const models = new Map<string, { model: LayersModel; info: LoadedModelInfo }>();
+const models = new Map<string, { runner: DenseNetRunner; info: LoadedModelInfo }>();
+const executor: ExecutorName = init.engine.executor ?? 'fused';
 
 function send(message: FromWorker, transfer: ArrayBuffer[] = []): void {
   port?.postMessage(message, transfer);
 }
 
-async function loadModel(spec: LoadSpec): Promise<{ model: LayersModel; info: LoadedModelInfo }> {
-  let model: LayersModel;
+async function loadModel(spec: LoadSpec): Promise<{ runner: DenseNetRunner; info: LoadedModelInfo }> {
+  const runner = await createRunner(spec);
+  const [h, w, c] = runner.inputShape;
+  // The first run at a batch size pays for kernel selection and allocation: run each size
+  // twice and keep the second timing as the batcher's first latency estimate.
+  const warmLatencyMs: Record<number, number> = {};
+  try {
+    for (const batch of spec.warmupBatchSizes) {
+      const zeros = new Float32Array(batch * h * w * c);
+      for (let round = 0; round < 2; round++) {
+        const started = performance.now();
+        await runner.run(zeros, batch);
+        warmLatencyMs[batch] = performance.now() - started;
+      }
+    }
+  } catch (err) {
+    runner.dispose();
+    throw err;
+  }
+  const info: LoadedModelInfo = {
+    key: spec.key, inputShape: runner.inputShape, numClasses: runner.numClasses, warmLatencyMs, executor: runner.executor,
+  };
+  return { runner, info };
+}
+
+/** Builds the model and hands it to the configured executor (tfjs models of unknown origin: layers). */
+async function createRunner(spec: LoadSpec): Promise<DenseNetRunner> {
+  let densenet: DenseNetModel;
   if (spec.format === 'safetensors') {
     if (!spec.architecture) throw new Error(`model ${spec.key}: a safetensors checkpoint needs an architecture`);
-    const densenet = buildDenseNet(spec.architecture);
+    densenet = buildDenseNet(spec.architecture);
     try {
       loadTorchvisionWeights(densenet, new Uint8Array(await readFile(spec.weightsPath)));
     } catch (err) {
       densenet.layersModel.dispose();
       throw err;
     }
-    model = densenet.layersModel;
   } else {
-    model = (await loadLayersModel(spec.weightsPath)).layersModel;
+    const loaded = await loadLayersModel(spec.weightsPath);
+    if (!loaded.densenet || executor === 'layers') return guard(() => layersRunner(loaded.layersModel), loaded.layersModel);
+    densenet = loaded.densenet;
   }
-  const [, h, w, c] = model.inputs[0]?.shape ?? [];
-  const classes = model.outputs[0]?.shape[1];
-  if (typeof h !== 'number' || typeof w !== 'number' || typeof c !== 'number' || typeof classes !== 'number') {
-    model.dispose();
-    throw new Error(`model ${spec.key}: expected an NHWC image input and a [batch, classes] output`);
+  switch (executor) {
+    case 'layers':
+      return guard(() => layersRunner(densenet.layersModel), densenet.layersModel);
+    case 'fused':
+      return guard(() => fusedRunner(densenet), densenet.layersModel);
+    case 'onnxruntime':
+      try {
+        return await onnxRunner(densenet, { intraOpThreads: init.engine.intraOpThreads });
+      } finally {
+        densenet.layersModel.dispose();
+      }
   }
-  // The first run at a batch size pays for kernel selection and allocation: run each size
-  // twice and keep the second timing as the batcher's first latency estimate.
-  const warmLatencyMs: Record<number, number> = {};
-  for (const batch of spec.warmupBatchSizes) {
-    for (let round = 0; round < 2; round++) {
-      const started = performance.now();
-      tf.tidy(() => (model.predict(tf.zeros([batch, h, w, c])) as Tensor).dataSync());
-      warmLatencyMs[batch] = performance.now() - started;
-    }
-  }
-  return { model, info: { key: spec.key, inputShape: [h, w, c], numClasses: classes, warmLatencyMs } };
 }
 
-function infer(key: string, batch: number, input: Float32Array): { output: Float32Array; computeMs: number } {
+function guard(make: () => DenseNetRunner, model: LayersModel): DenseNetRunner {
+  try {
+    return make();
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+}
+
+async function infer(key: string, batch: number, input: Float32Array): Promise<{ output: Float32Array; computeMs: number }> {
   const entry = models.get(key);
   if (!entry) throw new Error(`model ${key} is not loaded in worker ${init.workerId}`);
   const [h, w, c] = entry.info.inputShape;
@@ -58,10 +93,7 @@ function infer(key: string, batch: number, input: Float32Array): { output: Float
     throw new Error(`batch of ${batch} needs ${batch * h * w * c} values, got ${input.length}`);
   }
   const started = performance.now();
-  const output = tf.tidy(() => {
-    const logits = entry.model.predict(tf.tensor4d(input, [batch, h, w, c])) as Tensor;
-    return logits.dataSync() as Float32Array;
-  });
+  const output = await entry.runner.run(input, batch);
   return { output, computeMs: performance.now() - started };
 }
 
@@ -73,17 +105,17 @@ async function handle(message: ToWorker): Promise<void> {
         const previous = models.get(message.spec.key);
         const loaded = await loadModel(message.spec);
         models.set(message.spec.key, loaded);
-        previous?.model.dispose();
+        previous?.runner.dispose();
         send({ type: 'loaded', requestId: message.requestId, info: loaded.info });
         break;
       }
       case 'unload':
-        models.get(message.key)?.model.dispose();
+        models.get(message.key)?.runner.dispose();
         models.delete(message.key);
         send({ type: 'unloaded', requestId: message.requestId });
         break;
       case 'infer': {
-        const { output, computeMs } = infer(message.key, message.batch, message.input);
+        const { output, computeMs } = await infer(message.key, message.batch, message.input);
         send({ type: 'result', requestId: message.requestId, output, computeMs, numTensors: tf.memory().numTensors },
           [output.buffer as ArrayBuffer]);
         break;

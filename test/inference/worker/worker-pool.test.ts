@@ -10,6 +10,7 @@ import { silentLogger } from '../../../src/logger.ts';
 import { ServeError } from '../../../src/errors.ts';
 import type { Tensor } from '../../../src/densenet/tf-runtime.ts';
 import { useNativeEngine } from '../../helpers/engine.ts';
+import { expectLogitsClose } from '../../helpers/logits.ts';
 import { TINY_ARCHITECTURE, tinyModel, writeTinyModelFolder } from '../../helpers/tiny-model.ts';
 
 const tf = await useNativeEngine();
@@ -39,7 +40,9 @@ function waitFor(predicate: () => boolean, timeoutMs = 30_000): Promise<void> {
   });
 }
 
-describe('worker pool', () => {
+// Every executor runs in worker threads: the crash/hang replacement reloads the model in a fresh
+// thread, which for onnxruntime-node proves its addon loads again after a thread ends.
+describe.each(['fused', 'onnxruntime'] as const)('worker pool (%s executor)', (executor) => {
   let root: string;
   let pool: WorkerPool;
   const ready = new Set<InferenceWorker>();
@@ -54,7 +57,7 @@ describe('worker pool', () => {
       architecture: parseDenseNetConfig(TINY_ARCHITECTURE), warmupBatchSizes: [1, 2, 3, 4],
     };
     pool = new WorkerPool(
-      { size: 2, engine: { backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1 }, hangTimeoutMs: 1500, loadTimeoutMs: 60_000, restartBackoffMs: 50, logger: silentLogger },
+      { size: 2, engine: { backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1, executor }, hangTimeoutMs: 1500, loadTimeoutMs: 60_000, restartBackoffMs: 50, logger: silentLogger },
       { onWorkerReady: (w) => ready.add(w), onWorkerLost: (w, reason) => { ready.delete(w); lost.push(reason); } },
     );
     await pool.start();
@@ -69,6 +72,7 @@ describe('worker pool', () => {
     const info = await pool.load(spec);
     expect(info.inputShape).toEqual([16, 16, 3]);
     expect(info.numClasses).toBe(3);
+    expect(info.executor).toBe(executor);
     expect(Object.keys(info.warmLatencyMs).map(Number)).toEqual([1, 2, 3, 4]);
     expect(pool.holders('tiny:1')).toBe(2);
   });
@@ -79,7 +83,7 @@ describe('worker pool', () => {
     const worker = pool.workers[0]!;
     const { outputs } = await worker.run('tiny:1', images);
     expect(outputs).toHaveLength(3);
-    outputs.forEach((row, i) => row.forEach((v, j) => expect(v).toBeCloseTo(expected[i]![j]!, 4)));
+    outputs.forEach((row, i) => expectLogitsClose(row, expected[i]!));
     // The worker's engine holds the model's weights and nothing per batch.
     const after = worker.lastTensorCount;
     await worker.run('tiny:1', images);
