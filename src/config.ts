@@ -10,6 +10,8 @@ const nonNegativeInt = (max: number) => z.coerce.number().int().min(0).max(max);
 /** Defaults sized for the machine we run on; every one can be overridden by its env var. */
 export const DEFAULTS = {
   ENGINE_BACKEND: 'tensorflow',
+  /** What runs batches in a worker; chosen by bench/engine.ts (docs/benchmarks.md). */
+  ENGINE_EXECUTOR: 'fused',
   /**
    * Threads one TF op may use. With one inference worker per process the op should use every
    * core; the worker pool divides cores between workers (see src/inference).
@@ -29,14 +31,31 @@ export const DEFAULTS = {
   MODEL_LOAD_TIMEOUT_MS: 300_000,
   /** In-flight requests get this long to finish after SIGTERM. */
   SHUTDOWN_TIMEOUT_MS: 30_000,
+  /** Triton's HTTP default. gRPC messages get the same limit unless MAX_GRPC_MESSAGE_BYTES says otherwise. */
   MAX_BODY_BYTES: 64 * 1024 * 1024,
   MAX_IMAGE_BYTES: 20 * 1024 * 1024,
   MAX_IMAGE_PIXELS: 40_000_000,
   MAX_IMAGE_DIMENSION: 16_384,
   MAX_IMAGES_PER_REQUEST: 64,
-  MAX_GRPC_MESSAGE_BYTES: 64 * 1024 * 1024,
+  /** Elements of one decoded tensor input: 64 MiB of FP32, what MAX_BODY_BYTES can carry raw. */
+  MAX_TENSOR_ELEMENTS: 16 * 1024 * 1024,
   MAX_HEADER_BYTES: 16 * 1024,
+  /** Open connections per port (HTTP and gRPC each); more are closed on accept. */
   MAX_CONNECTIONS: 1024,
+  /** Concurrent calls on one gRPC connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
+  GRPC_MAX_CONCURRENT_STREAMS: 100,
+  /** A client must send all request headers (and finish the TLS handshake) within this. */
+  HEADERS_TIMEOUT_MS: 10_000,
+  /**
+   * A client must send the whole request (HTTP headers and body; the gRPC request message)
+   * within this: 64 MiB at ~5 Mbit/s. Slow-drip clients cannot hold a connection forever.
+   */
+  REQUEST_TIMEOUT_MS: 120_000,
+  /**
+   * A connection with no request in progress is closed after this (HTTP keep-alive; gRPC
+   * max_connection_idle). Fastify's keep-alive default, above common load balancers' 60 s.
+   */
+  IDLE_TIMEOUT_MS: 72_000,
   DEFAULT_TOP_K: 5,
 } as const;
 
@@ -47,6 +66,8 @@ const ConfigObject = z
   .object({
     /** tensorflow (native, required for serving) | wasm | cpu (development only). */
     ENGINE_BACKEND: z.enum(['tensorflow', 'wasm', 'cpu']).default(DEFAULTS.ENGINE_BACKEND),
+    /** fused (tfjs ops, BN folded) | layers (tfjs predict) | onnxruntime (ONNX export on onnxruntime-node). */
+    ENGINE_EXECUTOR: z.enum(['fused', 'layers', 'onnxruntime']).default(DEFAULTS.ENGINE_EXECUTOR),
     /** Must be set to "true" to run on a non-native backend; a guard against accidents. */
     ALLOW_DEV_BACKEND: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
     /** 0 = one per core. */
@@ -70,19 +91,42 @@ const ConfigObject = z
     MAX_IMAGE_PIXELS: bytes(1_000_000_000).default(DEFAULTS.MAX_IMAGE_PIXELS),
     MAX_IMAGE_DIMENSION: bytes(1_000_000).default(DEFAULTS.MAX_IMAGE_DIMENSION),
     MAX_IMAGES_PER_REQUEST: positiveInt(4096).default(DEFAULTS.MAX_IMAGES_PER_REQUEST),
-    MAX_GRPC_MESSAGE_BYTES: bytes(2 ** 31 - 1).default(DEFAULTS.MAX_GRPC_MESSAGE_BYTES),
+    MAX_TENSOR_ELEMENTS: positiveInt(2 ** 31 - 1).default(DEFAULTS.MAX_TENSOR_ELEMENTS),
+    /** Default: MAX_BODY_BYTES (resolved below), so both transports accept the same request size. */
+    MAX_GRPC_MESSAGE_BYTES: bytes(2 ** 31 - 1).optional(),
     MAX_HEADER_BYTES: bytes(1024 * 1024).default(DEFAULTS.MAX_HEADER_BYTES),
     MAX_CONNECTIONS: positiveInt(1_000_000).default(DEFAULTS.MAX_CONNECTIONS),
+    GRPC_MAX_CONCURRENT_STREAMS: positiveInt(1_000_000).default(DEFAULTS.GRPC_MAX_CONCURRENT_STREAMS),
+    HEADERS_TIMEOUT_MS: positiveInt(3_600_000).default(DEFAULTS.HEADERS_TIMEOUT_MS),
+    REQUEST_TIMEOUT_MS: positiveInt(3_600_000).default(DEFAULTS.REQUEST_TIMEOUT_MS),
+    IDLE_TIMEOUT_MS: positiveInt(3_600_000).default(DEFAULTS.IDLE_TIMEOUT_MS),
     DEFAULT_TOP_K: positiveInt(1000).default(DEFAULTS.DEFAULT_TOP_K),
     /** Bearer token required by the model management endpoints (and /metrics when METRICS_REQUIRE_TOKEN). */
     AUTH_TOKEN: z.string().min(16, 'must be at least 16 characters').max(4096).optional(),
     METRICS_REQUIRE_TOKEN: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+    /** PEM certificate chain and private key: both set = HTTPS and gRPC over TLS on the same ports. */
+    TLS_CERT_FILE: z.string().min(1).max(4096).optional(),
+    TLS_KEY_FILE: z.string().min(1).max(4096).optional(),
+    /** PEM CA bundle for client certificates: set = mutual TLS, clients without a certificate it signed are refused. */
+    TLS_CA_FILE: z.string().min(1).max(4096).optional(),
   });
 
 export const ConfigSchema = ConfigObject
   .superRefine((cfg, ctx) => {
     if (cfg.METRICS_REQUIRE_TOKEN && !cfg.AUTH_TOKEN) {
       ctx.addIssue({ code: 'custom', path: ['METRICS_REQUIRE_TOKEN'], message: 'needs AUTH_TOKEN to be set' });
+    }
+    // Node refuses a headers timeout longer than the request timeout it is part of. (Refinements
+    // run even when a field failed; an invalid REQUEST_TIMEOUT_MS has its own message.)
+    if (cfg.REQUEST_TIMEOUT_MS >= 1 && cfg.HEADERS_TIMEOUT_MS > cfg.REQUEST_TIMEOUT_MS) {
+      ctx.addIssue({ code: 'custom', path: ['HEADERS_TIMEOUT_MS'], message: `must not exceed REQUEST_TIMEOUT_MS (${cfg.REQUEST_TIMEOUT_MS})` });
+    }
+    if ((cfg.TLS_CERT_FILE === undefined) !== (cfg.TLS_KEY_FILE === undefined)) {
+      const missing = cfg.TLS_CERT_FILE === undefined ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE';
+      ctx.addIssue({ code: 'custom', path: [missing], message: 'TLS needs both TLS_CERT_FILE and TLS_KEY_FILE' });
+    }
+    if (cfg.TLS_CA_FILE !== undefined && cfg.TLS_CERT_FILE === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['TLS_CA_FILE'], message: 'mutual TLS needs TLS_CERT_FILE and TLS_KEY_FILE too' });
     }
     if (cfg.ENGINE_BACKEND !== 'tensorflow' && !cfg.ALLOW_DEV_BACKEND) {
       ctx.addIssue({
@@ -91,7 +135,8 @@ export const ConfigSchema = ConfigObject
         message: `'${cfg.ENGINE_BACKEND}' is for development only; set ALLOW_DEV_BACKEND=true to use it anyway`,
       });
     }
-  });
+  })
+  .transform((cfg) => ({ ...cfg, MAX_GRPC_MESSAGE_BYTES: cfg.MAX_GRPC_MESSAGE_BYTES ?? cfg.MAX_BODY_BYTES }));
 
 export type Config = Readonly<z.output<typeof ConfigSchema>>;
 

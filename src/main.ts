@@ -3,13 +3,14 @@
 // On SIGTERM/SIGINT: report not-ready at once, stop accepting, let in-flight requests finish
 // (bounded by SHUTDOWN_TIMEOUT_MS), stop the workers, exit 0.
 import sharp from 'sharp';
-import { loadConfig, type Config } from './config.ts';
+import { availableCores, loadConfig, type Config } from './config.ts';
 import { isServeError } from './errors.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { InferenceService, DEFAULT_IMAGE_LIMITS } from './inference/index.ts';
 import { createMetrics } from './api/metrics.ts';
 import { buildHttpApp } from './api/http/app.ts';
 import { createGrpcServer } from './api/grpc/server.ts';
+import { loadTlsMaterial } from './api/tls.ts';
 
 export interface RunningServer {
   httpPort: number;
@@ -19,6 +20,8 @@ export interface RunningServer {
 }
 
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+  // Unreadable or mismatched certificates fail start-up before any worker starts.
+  const tls = await loadTlsMaterial(config);
   // libvips' operation cache keeps decoded images around; a server decoding untrusted uploads
   // wants predictable memory instead.
   sharp.cache(false);
@@ -37,6 +40,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       intraOpThreads: config.TF_INTRA_OP_THREADS,
       interOpThreads: config.TF_INTER_OP_THREADS,
       oneDnn: config.TF_ENABLE_ONEDNN,
+      executor: config.ENGINE_EXECUTOR,
+      // ONNX Runtime sessions own private thread pools (TF's is shared by the process).
+      sessionThreads: config.TF_INTRA_OP_THREADS || Math.max(1, Math.floor(availableCores() / config.WORKERS)),
     },
     hangTimeoutMs: config.WORKER_HANG_TIMEOUT_MS,
     loadTimeoutMs: config.MODEL_LOAD_TIMEOUT_MS,
@@ -51,12 +57,17 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   });
   const metrics = createMetrics(service);
   const deps = { service, config, logger, metrics, lifecycle };
-  const http = await buildHttpApp(deps);
-  const grpc = createGrpcServer(deps);
+  const http = await buildHttpApp(deps, { tls });
+  const grpc = createGrpcServer(deps, { tls });
   const httpAddress = await http.listen({ host: config.HOST, port: config.HTTP_PORT });
   const grpcPort = await grpc.bind(config.HOST, config.GRPC_PORT);
   const httpPort = Number(new URL(httpAddress).port);
-  logger.info({ httpPort, grpcPort, models: service.listModels() }, 'densenet-serve ready');
+  const security = {
+    tls: tls ? (tls.ca ? 'mutual' : 'server') : 'off',
+    ...(tls ? { certificateValidTo: tls.validTo } : {}),
+    managementToken: config.AUTH_TOKEN !== undefined,
+  };
+  logger.info({ httpPort, grpcPort, models: service.listModels(), ...security }, 'densenet-serve ready');
 
   let stopping: Promise<void> | undefined;
   const shutdown = (reason: string): Promise<void> => {
@@ -90,7 +101,8 @@ async function main(): Promise<void> {
     server = await startServer(config, logger);
   } catch (err) {
     logger.fatal({ err: isServeError(err) ? { code: err.code, message: err.message } : err }, 'failed to start');
-    process.exit(1);
+    // 2, as for a bad setting caught by loadConfig: a configuration problem, not a crash.
+    process.exit(isServeError(err) && err.code === 'INVALID_CONFIG' ? 2 : 1);
   }
   const stop = (signal: string) => {
     server.shutdown(signal).then(

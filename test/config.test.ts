@@ -47,6 +47,51 @@ describe('config', () => {
     expect(configError({ AUTH_TOKEN: 'short' }).message).toContain('AUTH_TOKEN: must be at least 16 characters');
   });
 
+  it('has safe defaults for every limit and timeout', () => {
+    const cfg = loadConfig({});
+    expect({
+      MAX_BODY_BYTES: cfg.MAX_BODY_BYTES, MAX_GRPC_MESSAGE_BYTES: cfg.MAX_GRPC_MESSAGE_BYTES, MAX_TENSOR_ELEMENTS: cfg.MAX_TENSOR_ELEMENTS,
+      MAX_HEADER_BYTES: cfg.MAX_HEADER_BYTES, MAX_CONNECTIONS: cfg.MAX_CONNECTIONS, GRPC_MAX_CONCURRENT_STREAMS: cfg.GRPC_MAX_CONCURRENT_STREAMS,
+      HEADERS_TIMEOUT_MS: cfg.HEADERS_TIMEOUT_MS, REQUEST_TIMEOUT_MS: cfg.REQUEST_TIMEOUT_MS, IDLE_TIMEOUT_MS: cfg.IDLE_TIMEOUT_MS,
+    }).toEqual({
+      MAX_BODY_BYTES: 64 * 2 ** 20, MAX_GRPC_MESSAGE_BYTES: 64 * 2 ** 20, MAX_TENSOR_ELEMENTS: 16 * 2 ** 20,
+      MAX_HEADER_BYTES: 16 * 1024, MAX_CONNECTIONS: 1024, GRPC_MAX_CONCURRENT_STREAMS: 100,
+      HEADERS_TIMEOUT_MS: 10_000, REQUEST_TIMEOUT_MS: 120_000, IDLE_TIMEOUT_MS: 72_000,
+    });
+    expect(cfg.TLS_CERT_FILE).toBeUndefined();
+    expect(cfg.AUTH_TOKEN).toBeUndefined();
+  });
+
+  it('ties the gRPC message limit to MAX_BODY_BYTES unless MAX_GRPC_MESSAGE_BYTES is set', () => {
+    expect(loadConfig({ MAX_BODY_BYTES: '1000' }).MAX_GRPC_MESSAGE_BYTES).toBe(1000);
+    expect(loadConfig({ MAX_BODY_BYTES: '1000', MAX_GRPC_MESSAGE_BYTES: '5000' }).MAX_GRPC_MESSAGE_BYTES).toBe(5000);
+    expect(configError({ MAX_GRPC_MESSAGE_BYTES: '0' }).message).toContain('MAX_GRPC_MESSAGE_BYTES');
+  });
+
+  it('refuses limits and timeouts that would switch the protection off, naming the field', () => {
+    for (const field of ['MAX_TENSOR_ELEMENTS', 'MAX_CONNECTIONS', 'GRPC_MAX_CONCURRENT_STREAMS', 'HEADERS_TIMEOUT_MS', 'REQUEST_TIMEOUT_MS', 'IDLE_TIMEOUT_MS', 'MAX_HEADER_BYTES']) {
+      const err = configError({ [field]: '0' });
+      expect(err.message, field).toContain(`${field}: `);
+      expect(err.details.fields, field).toEqual([field]);
+    }
+    expect(configError({ HEADERS_TIMEOUT_MS: '5000', REQUEST_TIMEOUT_MS: '1000' }).message)
+      .toContain('HEADERS_TIMEOUT_MS: must not exceed REQUEST_TIMEOUT_MS (1000)');
+  });
+
+  it('takes TLS files as a pair, a client CA only with them, and as flags too', () => {
+    expect(configError({ TLS_CERT_FILE: 'server.crt' }).message).toContain('TLS_KEY_FILE: TLS needs both TLS_CERT_FILE and TLS_KEY_FILE');
+    expect(configError({ TLS_KEY_FILE: 'server.key' }).message).toContain('TLS_CERT_FILE: TLS needs both');
+    expect(configError({ TLS_CA_FILE: 'ca.crt' }).message).toContain('TLS_CA_FILE: mutual TLS needs TLS_CERT_FILE and TLS_KEY_FILE too');
+    const cfg = loadConfig({}, ['--tls-cert-file', 'server.crt', '--tls-key-file=server.key', '--tls-ca-file', 'ca.crt']);
+    expect([cfg.TLS_CERT_FILE, cfg.TLS_KEY_FILE, cfg.TLS_CA_FILE]).toEqual(['server.crt', 'server.key', 'ca.crt']);
+  });
+
+  it('never repeats a token in its error messages', () => {
+    const token = 'tiny-secret';
+    expect(configError({ AUTH_TOKEN: token }).message).not.toContain(token);
+    expect(configError({ AUTH_TOKEN: 'x'.repeat(5000) }).message).not.toContain('xxxx');
+  });
+
   it('refuses a development backend without the explicit opt-in', () => {
     expect(configError({ ENGINE_BACKEND: 'cpu' }).message).toContain('ALLOW_DEV_BACKEND=true');
     expect(loadConfig({ ENGINE_BACKEND: 'wasm', ALLOW_DEV_BACKEND: 'true' }).ENGINE_BACKEND).toBe('wasm');

@@ -52,6 +52,20 @@ describe('main: start-up and graceful shutdown', () => {
     expect(stderr).toContain('WORKERS');
   });
 
+  it('refuses to start with an unreadable TLS file, naming the setting, exit code 2, before any worker starts', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      cwd: ROOT,
+      env: { ...process.env, MODEL_REPOSITORY: repo, HTTP_PORT: '0', GRPC_PORT: '0', TLS_CERT_FILE: path.join(repo, 'absent.crt'), TLS_KEY_FILE: path.join(repo, 'absent.key') },
+    });
+    let stdout = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    const code = await new Promise((resolve) => child.once('exit', resolve));
+    expect(code).toBe(2);
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; err?: { code: string; message: string } });
+    expect(lines.map((l) => l.msg)).toEqual(['failed to start']);
+    expect(lines[0]!.err).toMatchObject({ code: 'INVALID_CONFIG', message: `TLS_CERT_FILE: cannot read '${path.join(repo, 'absent.crt')}' (ENOENT)` });
+  });
+
   it('serves, then on SIGTERM finishes accepted requests, refuses new ones and exits 0', async () => {
     const server = await start({
       MODEL_REPOSITORY: repo, HTTP_PORT: '0', GRPC_PORT: '0', HOST: '127.0.0.1', WORKERS: '1', LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '20000',

@@ -50,7 +50,7 @@ export function modelInfer(deps: GrpcServerDeps) {
     // An unknown model or version is the first thing to report (NOT_FOUND), as Triton does.
     deps.service.metadata(request.model_name, request.model_version || undefined);
     const { timeoutUs, priority } = schedulingParameters(request.parameters);
-    const input = decodeInput(request, deps.config.MAX_IMAGES_PER_REQUEST);
+    const input = decodeInput(request, deps.config.MAX_IMAGES_PER_REQUEST, deps.config.MAX_TENSOR_ELEMENTS);
     const outputs = requestedOutputs(request);
 
     const options = ctx.requestOptions({
@@ -79,7 +79,7 @@ interface DecodedInput {
   raw: boolean;
 }
 
-function decodeInput(request: ModelInferRequest__Output, maxImages: number): DecodedInput {
+function decodeInput(request: ModelInferRequest__Output, maxImages: number, maxElements: number): DecodedInput {
   const { inputs, raw_input_contents: raws } = request;
   if (inputs.length !== 1) throw invalid('inputs', `the model takes exactly one input ('${INPUT_NAME}'), got ${inputs.length}`);
   const raw = raws.length > 0;
@@ -91,6 +91,11 @@ function decodeInput(request: ModelInferRequest__Output, maxImages: number): Dec
   if (input.name !== INPUT_NAME) throw invalid(`${field}.name`, `unknown input '${input.name.slice(0, 64)}'; the model's input is '${INPUT_NAME}'`);
   const datatype = parseDatatype(input.datatype, `${field}.datatype`);
   const shape = parseShape(input.shape, `${field}.shape`);
+  if (elementCount(shape) > BigInt(maxElements)) {
+    throw new ServeError('LIMIT_EXCEEDED', `${field}.shape: [${shape.join(', ')}] is ${elementCount(shape)} elements, more than MAX_TENSOR_ELEMENTS ${maxElements}`, {
+      field: `${field}.shape`, limit: 'MAX_TENSOR_ELEMENTS', max: maxElements,
+    });
+  }
   if (datatype === 'BYTES' && !(shape.length === 1 || (shape.length === 2 && shape[1] === 1))) {
     throw invalid(`${field}.shape`, `a BYTES input holds encoded images: [N] or [N, 1], got [${shape.join(', ')}]`);
   }

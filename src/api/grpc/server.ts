@@ -1,8 +1,17 @@
 // The gRPC server factory: inference.GRPCInferenceService (Open Inference Protocol),
 // densenet.v1.Classifier, grpc.health.v1.Health and server reflection on one grpc-js Server.
 // It does not listen: main.ts calls bind() (tests bind 127.0.0.1:0).
+//
+// Limits: message size (MAX_GRPC_MESSAGE_BYTES), calls per connection
+// (GRPC_MAX_CONCURRENT_STREAMS), idle connections (IDLE_TIMEOUT_MS) and slow requests
+// (REQUEST_TIMEOUT_MS) are grpc-js options or an interceptor. grpc-js 1.14 has no limit on
+// connections, so the server accepts them on a net.Server of its own, where MAX_CONNECTIONS
+// applies as on the HTTP port, and hands each to grpc-js (Server.createConnectionInjector).
+import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
+import { limitConnections } from '../connection-limits.ts';
+import type { TlsMaterial } from '../tls.ts';
 import { InflightCalls, unary, type EdgeDeps } from './call-context.ts';
 import { classify, listModels } from './classifier.ts';
 import type { GrpcServerDeps } from './deps.ts';
@@ -11,6 +20,7 @@ import type { GRPCInferenceServiceHandlers } from './generated/inference/GRPCInf
 import { DEFAULT_HEALTH_POLL_MS, HealthStatuses } from './health.ts';
 import { modelInfer } from './model-infer.ts';
 import { loadProtos } from './proto.ts';
+import { receiveTimeout } from './receive-timeout.ts';
 import { modelMetadata, modelReady, serverLive, serverMetadata, serverReady } from './server-info.ts';
 
 export type { GrpcServerDeps } from './deps.ts';
@@ -18,6 +28,8 @@ export type { GrpcServerDeps } from './deps.ts';
 export interface GrpcServerOptions {
   /** How often model and server readiness are re-read for the health service. */
   healthPollMs?: number;
+  /** Serve over TLS with this material (src/api/tls.ts), mutual TLS when it has a CA; plaintext without it. */
+  tls?: TlsMaterial;
 }
 
 export interface GrpcServer {
@@ -44,16 +56,29 @@ function within(promise: Promise<unknown>, ms: number): Promise<void> {
   return Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]).then(() => clearTimeout(timer));
 }
 
+/** Server credentials: TLS (client certificates required when the material has a CA) or plaintext. */
+export function serverCredentials(tls: TlsMaterial | undefined): grpc.ServerCredentials {
+  if (!tls) return grpc.ServerCredentials.createInsecure();
+  return grpc.ServerCredentials.createSsl(tls.ca ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], tls.ca !== undefined);
+}
+
 export function createGrpcServer(deps: GrpcServerDeps, options: GrpcServerOptions = {}): GrpcServer {
   const { packageDefinition, inference, densenet } = loadProtos();
-  const maxMessage = deps.config.MAX_GRPC_MESSAGE_BYTES;
+  const { config } = deps;
+  const maxMessage = config.MAX_GRPC_MESSAGE_BYTES;
+  const log = deps.logger.child({ component: 'grpc' });
   const server = new grpc.Server({
     // grpc-js refuses anything over 4 MiB by default: 7 FP32 224×224×3 images. Above our limit
     // the client gets RESOURCE_EXHAUSTED from grpc-js before any handler runs.
     'grpc.max_receive_message_length': maxMessage,
     'grpc.max_send_message_length': maxMessage,
+    // HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: grpc-js clients queue calls above it.
+    'grpc.max_concurrent_streams': config.GRPC_MAX_CONCURRENT_STREAMS,
+    // A connection without calls for this long gets a GOAWAY; clients reconnect when needed.
+    'grpc.max_connection_idle_ms': config.IDLE_TIMEOUT_MS,
+    interceptors: [receiveTimeout(config.REQUEST_TIMEOUT_MS, log)],
   });
-  const edge: EdgeDeps = { log: deps.logger.child({ component: 'grpc' }), metrics: deps.metrics, inflight: new InflightCalls() };
+  const edge: EdgeDeps = { log, metrics: deps.metrics, inflight: new InflightCalls() };
   const health = new HealthStatuses(deps, options.healthPollMs ?? DEFAULT_HEALTH_POLL_MS);
 
   const inferenceHandlers: GRPCInferenceServiceHandlers = {
@@ -74,19 +99,36 @@ export function createGrpcServer(deps: GrpcServerDeps, options: GrpcServerOption
   new ReflectionService(packageDefinition).addToServer(server);
   health.start();
 
+  let listener: NetServer | undefined;
+  const sockets = new Set<Socket>();
   return {
     server,
-    bind(host, port) {
-      const address = host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
-      return new Promise((resolve, reject) => {
-        server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+    async bind(host, port) {
+      if (listener) throw new Error('the gRPC server is already bound');
+      const injector = server.createConnectionInjector(serverCredentials(options.tls));
+      const tcp = createServer({ noDelay: true }, (socket) => {
+        sockets.add(socket);
+        socket.once('close', () => sockets.delete(socket));
+        injector.injectConnection(socket);
       });
+      limitConnections(tcp, config.MAX_CONNECTIONS, log);
+      listener = tcp;
+      await new Promise<void>((resolve, reject) => {
+        tcp.once('error', reject);
+        tcp.listen({ host, port }, () => {
+          tcp.off('error', reject);
+          resolve();
+        });
+      });
+      const address = tcp.address();
+      return typeof address === 'object' && address !== null ? address.port : port;
     },
     setServing: (serving) => health.setServing(serving),
     isReady: () => health.isServerReady(),
     async close(graceMs) {
       health.stop();
-      // No new calls from here on; the ones running may finish.
+      // No new connections or calls from here on; the calls running may finish.
+      listener?.close();
       const stopped = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       const end = performance.now() + graceMs;
       await within(edge.inflight.idle(), graceMs);
@@ -94,6 +136,8 @@ export function createGrpcServer(deps: GrpcServerDeps, options: GrpcServerOption
       // tryShutdown forever, so wait for it only briefly.
       await within(stopped, Math.min(FLUSH_MS, Math.max(0, end - performance.now())));
       server.forceShutdown();
+      // Connections grpc-js never got a session for (a TLS handshake under way, say).
+      for (const socket of sockets) socket.destroy();
     },
   };
 }

@@ -1,9 +1,16 @@
 // The HTTP app factory: Fastify with the REST API (friendly classification, the Open Inference
 // Protocol, model management, metrics, docs). It never listens — src/main.ts does. Limits are
 // the config's: body bytes (per route, before buffering), header bytes (the Node server's
-// maxHeaderSize) and connections (the server's maxConnections).
+// maxHeaderSize), connections (the server's maxConnections) and the time a client may take to
+// send its headers and its whole request, or to sit idle between requests. With TLS material
+// it serves HTTPS (HTTP/1.1), and with a client CA only to clients with a certificate it signed.
 import { randomUUID } from 'node:crypto';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { ServerOptions as HttpServerOptions, Server as HttpServer } from 'node:http';
+import type { ServerOptions as HttpsServerOptions } from 'node:https';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance } from 'fastify';
+import type { Config } from '../../config.ts';
+import { limitConnections } from '../connection-limits.ts';
+import type { TlsMaterial } from '../tls.ts';
 import type { HttpDeps } from './deps.ts';
 import { toHttpError } from './error-status.ts';
 import { collectRouteDocs } from './openapi.ts';
@@ -18,22 +25,64 @@ import { v2MetadataRoutes } from './routes/v2-metadata.ts';
 
 export type { HttpDeps } from './deps.ts';
 
-export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
+export interface HttpAppOptions {
+  /** Serve HTTPS with this material (src/api/tls.ts); plain HTTP without it. */
+  tls?: TlsMaterial;
+}
+
+/**
+ * Node checks the header and request timeouts on an interval (30 s by default), so a timeout
+ * fires up to that much late; a tenth of the headers timeout keeps it close, at 1 s at most.
+ */
+export function timeoutCheckIntervalMs(headersTimeoutMs: number): number {
+  return Math.min(1_000, Math.max(10, Math.floor(headersTimeoutMs / 10)));
+}
+
+function serverOptions(config: Config): HttpServerOptions {
+  return {
+    maxHeaderSize: config.MAX_HEADER_BYTES,
+    headersTimeout: config.HEADERS_TIMEOUT_MS,
+    requestTimeout: config.REQUEST_TIMEOUT_MS,
+    connectionsCheckingInterval: timeoutCheckIntervalMs(config.HEADERS_TIMEOUT_MS),
+  };
+}
+
+function httpsOptions(tls: TlsMaterial, config: Config): HttpsServerOptions {
+  return {
+    ...serverOptions(config),
+    cert: tls.cert,
+    key: tls.key,
+    minVersion: 'TLSv1.2',
+    // A client that stalls its handshake is a slow-drip client too.
+    handshakeTimeout: config.HEADERS_TIMEOUT_MS,
+    ...(tls.ca ? { ca: tls.ca, requestCert: true, rejectUnauthorized: true } : {}),
+  };
+}
+
+export async function buildHttpApp(deps: HttpDeps, options: HttpAppOptions = {}): Promise<FastifyInstance> {
   // Settings are validated once, in src/config.ts (e.g. METRICS_REQUIRE_TOKEN needs AUTH_TOKEN).
   const { config } = deps;
+  const log = deps.logger.child({ component: 'http' });
+  // Fastify's typings tie `https` to an https.Server instance type; the app and its routes are
+  // the same either way, so the app is typed as the plain-HTTP one.
+  const transport = (options.tls ? { https: httpsOptions(options.tls, config) } : { http: serverOptions(config) }) as Pick<FastifyHttpOptions<HttpServer>, 'http'>;
   const app = Fastify({
     // pino's Logger and Fastify's logger type disagree on generics only; the object is the same.
-    loggerInstance: deps.logger.child({ component: 'http' }) as FastifyBaseLogger,
+    loggerInstance: log as FastifyBaseLogger,
     // One line per request, written by the request lifecycle (request-context.ts).
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
     requestIdHeader: false,
     genReqId: (req) => requestIdFrom(req.headers['x-request-id']) ?? randomUUID(),
     bodyLimit: config.MAX_BODY_BYTES,
-    http: { maxHeaderSize: config.MAX_HEADER_BYTES },
+    ...transport,
+    // Fastify sets these on the server after creating it (its own requestTimeout default, 0,
+    // would switch Node's off).
+    requestTimeout: config.REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: config.IDLE_TIMEOUT_MS,
     // Model names may be 128 characters; find-my-way's default cap on a parameter is 100.
     routerOptions: { maxParamLength: 256 },
   });
-  app.server.maxConnections = config.MAX_CONNECTIONS;
+  limitConnections(app.server, config.MAX_CONNECTIONS, log);
 
   installRequestLifecycle(app, deps);
 

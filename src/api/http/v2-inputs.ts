@@ -51,7 +51,7 @@ function layoutOf(shape: readonly number[], meta: ModelMetadata, field: string):
   throw invalid(field, `expected ${fmt([-1, height, width, channels])} (NHWC) or ${fmt([-1, channels, height, width])} (NCHW), got ${fmt(shape)}`);
 }
 
-export function decodeInput(request: InferRequest, binary: Buffer, meta: ModelMetadata): DecodedInput {
+export function decodeInput(request: InferRequest, binary: Buffer, meta: ModelMetadata, maxElements: number): DecodedInput {
   const expectedName = meta.inputs[0]!.name;
   if (request.inputs.length !== 1) {
     throw invalid('inputs', `the model takes exactly one input, '${expectedName}'; got ${request.inputs.length}`);
@@ -62,6 +62,12 @@ export function decodeInput(request: InferRequest, binary: Buffer, meta: ModelMe
   if (input.shape.length === 0) throw invalid(`${at}.shape`, 'needs at least one dimension');
   const count = input.shape.reduce((a, b) => a * b, 1);
   if (!Number.isSafeInteger(count)) throw invalid(`${at}.shape`, `${fmt(input.shape)} is too large`);
+  // Before anything is allocated for it: the shape alone must not make the server reserve memory.
+  if (count > maxElements) {
+    throw new ServeError('LIMIT_EXCEEDED', `${at}.shape: ${fmt(input.shape)} is ${count} elements, more than MAX_TENSOR_ELEMENTS ${maxElements}`, {
+      field: `${at}.shape`, limit: 'MAX_TENSOR_ELEMENTS', max: maxElements,
+    });
+  }
 
   const reader = new BinaryReader(binary);
   const binarySize = input.parameters?.binary_data_size;

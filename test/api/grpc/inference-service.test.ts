@@ -238,7 +238,7 @@ describe('inference.GRPCInferenceService', () => {
         'raw_input_contents[0]: shape [1, 16, 16, 3] of FP32 needs 3072 bytes, got 100'],
       ['a negative dimension', async () => rawFp32Request('tiny', fp32Batch(1), [-1, 16, 16, 3]), 'inputs[0].shape[0]: -1 is negative'],
       ['a dimension above 2^31-1', async () => rawFp32Request('tiny', fp32Batch(1), [2147483648, 16, 16, 3]), 'inputs[0].shape[0]: 2147483648 exceeds'],
-      ['a shape of 2^64 elements', async () => rawFp32Request('tiny', fp32Batch(1), [2147483647, 2147483647, 2147483647, 3]), 'raw_input_contents[0]: shape [2147483647, 2147483647, 2147483647, 3] of FP32 needs'],
+      ['a shape of 2^64 elements', async () => rawFp32Request('tiny', fp32Batch(1), [2147483647, 2147483647, 2147483647, 3]), 'inputs[0].shape: [2147483647, 2147483647, 2147483647, 3] is 29710560901343952451059843069 elements, more than MAX_TENSOR_ELEMENTS'],
       ['the wrong image size', async () => rawFp32Request('tiny', fp32Batch(1).subarray(0, 15 * 16 * 3), [1, 15, 16, 3]), 'input: expected shape [N, 16, 16, 3]'],
       ['an unsupported datatype', async () => ({ ...rawFp32Request('tiny', fp32Batch(1), [1, 16, 16, 3]), inputs: [{ name: 'input', datatype: 'INT32', shape: [1, 16, 16, 3] }] }),
         "inputs[0].datatype: 'INT32' is not supported"],

@@ -55,7 +55,7 @@ export async function v2InferenceRoutes(app: FastifyInstance, deps: HttpDeps): P
     const raw = await decodeContentEncoding(received, request.headers['content-encoding'], bodyLimit);
     const { json, binary } = splitBody(raw, request.headers[INFERENCE_HEADER]);
     const body = parseInput(InferRequest, parseJson(json), 'body');
-    const input = decodeInput(body, binary, meta);
+    const input = decodeInput(body, binary, meta, config.MAX_TENSOR_ELEMENTS);
     const plans = planOutputs(body, meta);
     const timeoutUs = body.parameters?.timeout;
     const options = requestOptions(request, {
