@@ -37,6 +37,8 @@ export interface EngineOptions {
    * the tfjs 'layers' predict, or 'onnxruntime'. The TF runtime itself is loaded for all three.
    */
   executor?: ExecutorName;
+  /** Threads of one onnxruntime session (each worker's session has its own pool). */
+  sessionThreads?: number;
   /** Called with a loud warning when a development-only backend is chosen. */
   warn?: (message: string) => void;
 }

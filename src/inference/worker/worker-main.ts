@@ -69,7 +69,7 @@ async function createRunner(spec: LoadSpec): Promise<DenseNetRunner> {
       return guard(() => fusedRunner(densenet), densenet.layersModel);
     case 'onnxruntime':
       try {
-        return await onnxRunner(densenet, { intraOpThreads: init.engine.intraOpThreads });
+        return await onnxRunner(densenet, { intraOpThreads: init.engine.sessionThreads ?? 1 });
       } finally {
         densenet.layersModel.dispose();
       }
