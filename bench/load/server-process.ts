@@ -1,0 +1,123 @@
+// The server under test, in its own process through the real entry point (src/main.ts), so
+// the load generator never competes with it for an event loop. Its log goes to a file; its
+// memory is read from /proc/<pid>/status.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, openSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface ServerOptions {
+  repository: string;
+  /** Extra settings (src/config.ts names), e.g. WORKERS, TF_INTRA_OP_THREADS, LOG_LEVEL. */
+  settings: Record<string, string>;
+  logFile: string;
+  readyTimeoutMs: number;
+  /** CPUs to pin the server to (a `taskset -c` list, e.g. "0-5"); default: not pinned. */
+  cpus?: string;
+  /** What to wait for: a READY model (default), or only a live process (an empty repository). */
+  waitFor?: 'ready' | 'live';
+}
+
+export interface ServerMemory {
+  /** Resident set size now, KiB. */
+  rssKiB: number;
+  /** Peak resident set size so far (VmHWM), KiB. */
+  peakKiB: number;
+}
+
+export interface ServerHandle {
+  pid: number;
+  httpPort: number;
+  grpcPort: number;
+  baseUrl: string;
+  grpcAddress: string;
+  settings: Record<string, string>;
+  memory(): Promise<ServerMemory>;
+  stop(): Promise<void>;
+}
+
+/** A port the kernel says is free now (a small race, acceptable for a benchmark). */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+export async function readMemory(pid: number): Promise<ServerMemory> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
+  return { rssKiB: field('VmRSS'), peakKiB: field('VmHWM') };
+}
+
+async function logTail(file: string): Promise<string> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  return text.split('\n').slice(-15).join('\n');
+}
+
+export async function startServerProcess(options: ServerOptions): Promise<ServerHandle> {
+  const httpPort = await freePort();
+  const grpcPort = await freePort();
+  const settings: Record<string, string> = {
+    LOG_LEVEL: 'info',
+    ...options.settings,
+    MODEL_REPOSITORY: path.resolve(options.repository),
+    HOST: '127.0.0.1',
+    HTTP_PORT: String(httpPort),
+    GRPC_PORT: String(grpcPort),
+  };
+  const log = openSync(options.logFile, 'w');
+  const command = [process.execPath, '--import', 'tsx', path.join(REPO_ROOT, 'src/main.ts')];
+  // taskset execs the command: the pid stays the server's.
+  if (options.cpus) command.unshift('taskset', '-c', options.cpus);
+  const child: ChildProcess = spawn(command[0] as string, command.slice(1), {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...settings },
+    stdio: ['ignore', log, log],
+  });
+  closeSync(log);
+  let exited: string | undefined;
+  const exit = once(child, 'exit').then(([code, signal]) => {
+    exited = `exited with ${signal ?? `code ${code}`}`;
+  });
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('could not start the server process');
+  const baseUrl = `http://127.0.0.1:${httpPort}`;
+
+  const deadline = performance.now() + options.readyTimeoutMs;
+  for (;;) {
+    if (exited) throw new Error(`server ${exited} before it was ready; ${options.logFile}:\n${await logTail(options.logFile)}`);
+    if (performance.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`server not ready after ${options.readyTimeoutMs} ms; ${options.logFile}:\n${await logTail(options.logFile)}`);
+    }
+    const ready = await fetch(`${baseUrl}/v2/health/${options.waitFor ?? 'ready'}`).then((r) => r.ok, () => false);
+    if (ready) break;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+
+  return {
+    pid,
+    httpPort,
+    grpcPort,
+    baseUrl,
+    grpcAddress: `127.0.0.1:${grpcPort}`,
+    settings,
+    memory: () => readMemory(pid),
+    async stop() {
+      if (exited) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      await exit;
+      clearTimeout(timer);
+    },
+  };
+}
