@@ -41,8 +41,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       interOpThreads: config.TF_INTER_OP_THREADS,
       oneDnn: config.TF_ENABLE_ONEDNN,
       executor: config.ENGINE_EXECUTOR,
-      // ONNX Runtime sessions own private thread pools (TF's is shared by the process).
-      sessionThreads: config.TF_INTRA_OP_THREADS || Math.max(1, Math.floor(availableCores() / config.WORKERS)),
+      // ONNX Runtime sessions own private thread pools (TF's is shared by the process), so the
+      // CPU budget TF_INTRA_OP_THREADS (or every core) is divided between the workers.
+      sessionThreads: Math.max(1, Math.floor((config.TF_INTRA_OP_THREADS || availableCores()) / config.WORKERS)),
     },
     hangTimeoutMs: config.WORKER_HANG_TIMEOUT_MS,
     loadTimeoutMs: config.MODEL_LOAD_TIMEOUT_MS,
