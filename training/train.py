@@ -59,7 +59,7 @@ EVAL_BATCH = 100
 
 # Hyperparameters that define a run; --resume takes them from the checkpoint.
 RUN_KEYS = ("depth", "growth", "dropout", "epochs", "batch_size", "lr", "momentum", "weight_decay", "seed",
-            "augment", "time_budget", "min_epochs", "limit_train")
+            "augment", "time_budget", "min_epochs", "limit_train", "schedule", "crop_pad", "init_from")
 RESUMABLE_OVERRIDES = ("epochs", "time_budget", "min_epochs")
 
 
@@ -144,6 +144,7 @@ class Data:
             te_x, te_y = te_x[: args.limit_test], te_y[: args.limit_test]
         self.device = device
         self.channels_last = channels_last
+        self.crop_pad = args.crop_pad
         self.train_x = torch.from_numpy(tr_x.copy()).to(device)
         self.train_y = torch.from_numpy(tr_y).to(device)
         self.test_x = torch.from_numpy(te_x.copy()).to(device)
@@ -165,9 +166,10 @@ class Data:
         the augmentation is the same on CPU and GPU.
         """
         b = x_u8.shape[0]
-        offsets = torch.randint(0, 2 * PAD + 1, (b, 2)).to(self.device)
+        pad = self.crop_pad
+        offsets = torch.randint(0, 2 * pad + 1, (b, 2)).to(self.device)
         flips = (torch.rand(b) < 0.5).to(self.device)
-        padded = F.pad(x_u8.float() / 255.0, (PAD, PAD, PAD, PAD))  # [B, 36, 36]
+        padded = F.pad(x_u8.float() / 255.0, (pad, pad, pad, pad))  # [B, 28 + 2·pad, 28 + 2·pad]
         rows = offsets[:, :1] + self._ar  # [B, 28]
         cols = offsets[:, 1:] + self._ar
         cols = torch.where(flips[:, None], cols.flip(1), cols)
@@ -223,8 +225,12 @@ class Progress:
 # ----------------------------------------------------------------------------- train / eval
 
 
-def lr_at(epoch: int, args) -> float:
-    """The paper's step schedule: lr/10 from 50% of the epochs, lr/100 from 75%."""
+def lr_at(epoch: int, args, progress: float = 0.0) -> float:
+    """step: the paper's schedule, lr/10 from 50% of the epochs, lr/100 from 75%.
+    cosine: lr·½(1 + cos(π·t)), t = the fraction of the run done (progress = fraction of this epoch);
+    used for a warm restart from a trained model (--init-from)."""
+    if args.schedule == "cosine":
+        return args.lr * 0.5 * (1 + math.cos(math.pi * (epoch + progress) / args.epochs))
     m1, m2 = milestones(args.epochs)
     return args.lr * (0.1 if epoch >= m1 else 1.0) * (0.1 if epoch >= m2 else 1.0)
 
@@ -260,6 +266,9 @@ def train_epoch(model, opt, data: Data, epoch: int, args, device) -> tuple[float
     correct = torch.zeros((), device=device, dtype=torch.int64)
     seen = 0
     for step in range(steps):
+        if args.schedule == "cosine":
+            for group in opt.param_groups:
+                group["lr"] = lr_at(epoch, args, step / steps)
         idx = perm[step * args.batch_size:(step + 1) * args.batch_size]
         xb, yb = data.train_x[idx], data.train_y[idx]
         x = data.normalize(data.augment(xb) if args.augment else xb)
@@ -448,6 +457,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--momentum", type=float, default=0.9)
     g.add_argument("--weight-decay", type=float, default=1e-4)
     g.add_argument("--seed", type=int, default=1)
+    g.add_argument("--schedule", choices=("step", "cosine"), default="step",
+                   help="step: the paper's lr/10 at 50%% and 75%%; cosine: per-step cosine decay to 0")
+    g.add_argument("--crop-pad", type=int, default=PAD, help="random-crop zero padding in pixels")
+    g.add_argument("--init-from", type=str, default=None, metavar="CHECKPOINT",
+                   help="start from another run's checkpoint.pt weights (fresh optimizer and schedule): "
+                        "a warm restart; the model options must match that run's")
     g.add_argument("--no-augment", dest="augment", action="store_false", help="turn off the random crop / flip (augment: %(default)s)")
     g.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="fit the schedule to this many seconds of training (evaluation included): after each "
@@ -505,7 +520,8 @@ def main(argv=None) -> None:
                    if k not in RESUMABLE_OVERRIDES and k in explicit and getattr(args, k) != saved[k]}
         for k in RUN_KEYS:
             if k not in RESUMABLE_OVERRIDES or k not in explicit:
-                setattr(args, k, saved.get(k))
+                # Checkpoints from before an option existed ran with its default.
+                setattr(args, k, saved.get(k, build_parser().get_default(k)))
             elif getattr(args, k) != saved.get(k):
                 print(f"note: --{k.replace('_', '-')} {getattr(args, k)} replaces the checkpoint's {saved.get(k)}", flush=True)
         if args.epochs != saved["epochs"]:
@@ -541,6 +557,12 @@ def main(argv=None) -> None:
                           nesterov=True, weight_decay=args.weight_decay)
 
     start_epoch, best_acc, best_epoch, test_acc, train_seconds = 0, 0.0, 0, float("nan"), 0.0
+    if ckpt is None and args.init_from:
+        source = torch.load(args.init_from, map_location="cpu", weights_only=False)
+        model.load_state_dict(source["model"])  # strict: a different depth/growth fails here
+        print(f"initialised from {args.init_from}: {source['epoch']} epochs of "
+              f"{source['hparams'].get('schedule', 'step')} schedule, test accuracy {100 * source['test_acc']:.2f}%",
+              flush=True)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
@@ -556,10 +578,11 @@ def main(argv=None) -> None:
     print(f"model DenseNet-BC-{args.depth}-k{args.growth}: blocks {list(cfg.block_layers)}, {params:,} parameters, "
           f"dropout {args.dropout}; device {device}, {args.threads} threads, "
           f"{'channels_last' if args.channels_last else 'NCHW'}", flush=True)
-    print(f"schedule: {args.epochs} epochs, batch {args.batch_size}, lr {args.lr} → /10 at epoch "
-          f"{milestones(args.epochs)[0] + 1} → /100 at epoch {milestones(args.epochs)[1] + 1}; "
+    shape = (f"cosine to 0" if args.schedule == "cosine" else
+             f"→ /10 at epoch {milestones(args.epochs)[0] + 1} → /100 at epoch {milestones(args.epochs)[1] + 1}")
+    print(f"schedule: {args.epochs} epochs, batch {args.batch_size}, lr {args.lr} {shape}; "
           f"SGD Nesterov {args.momentum}, wd {args.weight_decay}, seed {args.seed}, "
-          f"augment {'crop±4+flip' if args.augment else 'off'}", flush=True)
+          f"augment {f'crop±{args.crop_pad}+flip' if args.augment else 'off'}", flush=True)
 
     epochs_done = start_epoch
     epoch_times: list[float] = []

@@ -143,13 +143,17 @@ describe('the Dockerfile, executed without Docker', () => {
     if (work) spawn('rm', ['-rf', work], { detached: true, stdio: 'ignore' }).unref();
   });
 
-  it('builds the runtime stage: native TensorFlow in place, headers trimmed, no dev dependencies', () => {
+  it('builds the runtime stage: native TensorFlow in place, headers trimmed, no dev dependencies, one onnxruntime platform', () => {
     const tfjs = path.join(image.root, image.workdir, 'node_modules/@tensorflow/tfjs-node');
     const bindings = execFileSync('find', [path.join(tfjs, 'lib'), '-name', 'tfjs_binding.node'], { encoding: 'utf8' }).trim();
     expect(bindings).not.toBe('');
     expect(() => readFileSync(path.join(tfjs, 'deps/include/tensorflow/c/c_api.h'))).toThrow();
     const installed = new Set(readFileSync(path.join(image.root, image.workdir, 'node_modules/.package-lock.json'), 'utf8').match(/"node_modules\/[^"]+"/g));
-    for (const dev of ['vitest', 'typescript', 'eslint', 'onnxruntime-node']) expect(installed.has(`"node_modules/${dev}"`)).toBe(false);
+    for (const dev of ['vitest', 'typescript', 'eslint']) expect(installed.has(`"node_modules/${dev}"`)).toBe(false);
+    // The onnxruntime executor is a production dependency; only this platform's libraries stay.
+    const ortPlatforms = execFileSync('find', [path.join(image.root, image.workdir, 'node_modules/onnxruntime-node/bin/napi-v6'), '-mindepth', '2', '-maxdepth', '2', '-type', 'd'], { encoding: 'utf8' })
+      .trim().split('\n').map((dir) => path.relative(path.join(image.root, image.workdir, 'node_modules/onnxruntime-node/bin/napi-v6'), dir));
+    expect(ortPlatforms).toEqual([`${process.platform}/${process.arch}`]);
     const bytes = Number(execFileSync('du', ['-sb', image.root], { encoding: 'utf8' }).split('\t')[0]);
     const steps = image.timings.filter((t) => t.ms > 500).map((t) => `${t.stage}:${t.line} ${(t.ms / 1000).toFixed(1)} s`);
     console.info(`no-docker build: ${(builtMs / 1000).toFixed(1)} s (${steps.join(', ')}); ` +
