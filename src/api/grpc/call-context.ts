@@ -7,6 +7,7 @@ import { ServeError, isServeError } from '../../errors.ts';
 import type { RequestOptions } from '../../inference/index.ts';
 import type { Logger } from '../../logger.ts';
 import type { ServiceMetrics } from '../metrics.ts';
+import { UndecodableRequest } from './proto.ts';
 import { statusName, toGrpcError } from './status-codes.ts';
 
 export const REQUEST_ID_METADATA_KEY = 'x-request-id';
@@ -154,7 +155,14 @@ export function unary<Req, Res>(
     };
 
     Promise.resolve()
-      .then(() => handler(call.request, ctx))
+      .then(() => {
+        // Bytes that are not a protobuf message of the method's type (proto.ts): the client's error.
+        if (call.request instanceof UndecodableRequest) {
+          const { messageType, reason } = call.request;
+          throw new ServeError('INVALID_INPUT', `request: not a valid ${messageType} message (${reason})`, { field: 'request' });
+        }
+        return handler(call.request, ctx);
+      })
       .then((response) => finish(undefined, response), (err: unknown) => finish(err ?? new Error('handler rejected without a reason')));
   };
 }

@@ -39,6 +39,30 @@ export interface LoadedProtos {
 
 let loaded: LoadedProtos | undefined;
 
+/**
+ * What our services' request deserializers return for bytes protobufjs cannot decode. grpc-js
+ * would answer them itself with INTERNAL ("Error deserializing request"), the status of a bug in
+ * the server, with no error code; the bytes are the client's mistake, so the call edge
+ * (call-context.ts) answers INVALID_ARGUMENT with INVALID_INPUT instead.
+ */
+export class UndecodableRequest {
+  constructor(readonly messageType: string, readonly reason: string) {}
+}
+
+function tolerateUndecodable(service: grpc.ServiceDefinition): void {
+  for (const method of Object.values(service)) {
+    const decode = method.requestDeserialize;
+    const messageType = (method as { requestType?: { type?: { name?: unknown } } }).requestType?.type?.name;
+    method.requestDeserialize = (bytes: Buffer): unknown => {
+      try {
+        return decode(bytes);
+      } catch (err) {
+        return new UndecodableRequest(typeof messageType === 'string' ? messageType : 'request', (err as Error).message.slice(0, 200));
+      }
+    };
+  }
+}
+
 /** Parses the protos once per process. */
 export function loadProtos(): LoadedProtos {
   if (!loaded) {
@@ -47,6 +71,10 @@ export function loadProtos(): LoadedProtos {
       includeDirs: [PROTO_DIR, HEALTH_PROTO_DIR],
     });
     const objects = grpc.loadPackageDefinition(packageDefinition) as unknown as PredictProto & ClassifyProto;
+    // The service definitions are the package definition's own objects, loaded once: the servers
+    // built from them share the wrapped deserializers (clients only serialize requests).
+    tolerateUndecodable(objects.inference.GRPCInferenceService.service as grpc.ServiceDefinition);
+    tolerateUndecodable(objects.densenet.v1.Classifier.service as grpc.ServiceDefinition);
     loaded = { packageDefinition, inference: objects.inference, densenet: objects.densenet };
   }
   return loaded;

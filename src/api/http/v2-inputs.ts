@@ -41,6 +41,16 @@ function checkCount(got: number, expected: number, field: string, shape: readonl
   if (got !== expected) throw invalid(field, `shape ${fmt(shape)} needs ${expected} elements, got ${got}`);
 }
 
+/**
+ * Counts JSON `data` before allocating for it: a shape alone (`[20000, 16, 16, 3]` with
+ * `"data": []`, 100 bytes) must not make the server allocate and zero what it names — up to
+ * MAX_TENSOR_ELEMENTS × 4 bytes per request. A second walk is cheap next to JSON.parse.
+ */
+function allocateChecked<T>(data: unknown[], field: string, count: number, shape: readonly number[], allocate: (n: number) => T): T {
+  checkCount(walk(data, field, count, () => undefined), count, field, shape);
+  return allocate(count);
+}
+
 /** NHWC or NCHW, from which of the model's per-image shapes the request's trailing dims match. */
 function layoutOf(shape: readonly number[], meta: ModelMetadata, field: string): TensorLayout {
   const [, height, width, channels] = meta.inputs[0]!.shape as [number, number, number, number];
@@ -88,13 +98,12 @@ export function decodeInput(request: InferRequest, binary: Buffer, meta: ModelMe
       if (raw) {
         data = float32FromBytes(raw, count, dataField);
       } else {
-        data = new Float32Array(count);
-        const out = data;
-        const got = walk(input.data!, dataField, count, (v, i) => {
+        const out = allocateChecked(input.data!, dataField, count, input.shape, (n) => new Float32Array(n));
+        walk(input.data!, dataField, count, (v, i) => {
           if (typeof v !== 'number') throw invalid(`${dataField}[${i}]`, `expected a number, got ${typeof v}`);
           out[i] = v;
         });
-        checkCount(got, count, dataField, input.shape);
+        data = out;
       }
       return { kind: 'tensor', data, shape: input.shape, layout };
     }
@@ -105,15 +114,14 @@ export function decodeInput(request: InferRequest, binary: Buffer, meta: ModelMe
         if (raw.length !== count) throw invalid(dataField, `UINT8 data of ${count} elements is ${count} bytes, got ${raw.length}`);
         data = new Uint8Array(raw);
       } else {
-        data = new Uint8Array(count);
-        const out = data;
-        const got = walk(input.data!, dataField, count, (v, i) => {
+        const out = allocateChecked(input.data!, dataField, count, input.shape, (n) => new Uint8Array(n));
+        walk(input.data!, dataField, count, (v, i) => {
           if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 255) {
             throw invalid(`${dataField}[${i}]`, `expected an integer in 0…255, got ${JSON.stringify(v)?.slice(0, 32)}`);
           }
           out[i] = v;
         });
-        checkCount(got, count, dataField, input.shape);
+        data = out;
       }
       return { kind: 'tensor', data, shape: input.shape, layout };
     }

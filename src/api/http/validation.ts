@@ -5,11 +5,16 @@ import { ServeError } from '../../errors.ts';
 
 export type Where = 'body' | 'query' | 'params';
 
+/** Keys printed with a dot; any other key (a client's: "", "a.b", "x y") is quoted in brackets. */
+const PLAIN_KEY = /^[A-Za-z_$][\w$]*$/;
+
 export function fieldPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const key of path) {
     if (typeof key === 'number') out += `[${key}]`;
-    else out += out === '' ? String(key) : `.${String(key)}`;
+    else if (typeof key === 'string' && PLAIN_KEY.test(key)) out += out === '' ? key : `.${key}`;
+    // Without quotes `parameters.` or `parameters.a.b` would name a field that is not there.
+    else out += `[${JSON.stringify(String(key)).slice(0, 66)}]`;
   }
   return out;
 }
