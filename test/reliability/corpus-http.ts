@@ -288,7 +288,7 @@ export function httpProtocolCases(seed: number, good: Buffer): HttpCase[] {
     ['name-encoded-slash', 'a%2Fb', invalid(/^model: /)], ['name-nul', 'a%00b', invalid(/^model: /)], ['name-space', 'a%20b', invalid(/^model: /)],
     ['name-unicode', '%C3%A9t%C3%A9', invalid(/^model: /)],
     // Fastify's router answers these itself (its frameworkErrors), before the request hooks run.
-    ['name-bad-percent', '%ff', refused(400, 'unlogged', /^Bad Request$/)],
+    ['name-bad-percent', '%ff', refused(400, 'unlogged', /^url: not a valid path/)],
   ];
   for (const [name, ref, expect] of modelRefs) {
     const model = ref.split('/')[0]!;
@@ -299,7 +299,7 @@ export function httpProtocolCases(seed: number, good: Buffer): HttpCase[] {
   }
   add('unknown-model', 'v2-ready-unknown', { method: 'GET', path: '/v2/models/nope/ready' }, notFound);
   add('unknown-model', 'v2-config-unknown', { method: 'GET', path: '/v2/models/nope/config' }, notFound);
-  add('unknown-model', 'name-300-chars', post(`/v2/models/${'m'.repeat(300)}/infer`, fp32Body), refused(414, 'unlogged', /^Bad Request$/));
+  add('unknown-model', 'name-300-chars', post(`/v2/models/${'m'.repeat(300)}/infer`, fp32Body), refused(414, 'unlogged', /^url: a path segment is longer/));
   add('unknown-model', 'route-get-infer', { method: 'GET', path: V2 }, refused(404, null, /^no route GET/));
   add('unknown-model', 'route-delete-classify', { method: 'DELETE', path: V1 }, refused(404, null, /^no route DELETE/));
   add('unknown-model', 'route-v3', post('/v3/models/tiny/infer', fp32Body), refused(404, null, /^no route/));
@@ -316,9 +316,9 @@ export function httpProtocolCases(seed: number, good: Buffer): HttpCase[] {
   add('unknown-model', 'v1-priority-huge', post(`${V1}?priority=1e9`, good), invalid(/^priority: /));
 
   // ---- oversized headers and bodies ----------------------------------------------------------
-  add('oversized', 'header-20KiB', post(V1, good, [['x-padding', 'p'.repeat(20 << 10)]]), refused(431, 'unlogged'));
-  add('oversized', 'headers-600', post(V1, good, Array.from({ length: 600 }, (_, i) => [`x-h-${i}`, 'v'.repeat(30)] as [string, string])), refused(431, 'unlogged'));
-  add('oversized', 'url-20KiB', post(`${V1}?pad=${'u'.repeat(20 << 10)}`, good), refused(431, 'unlogged'));
+  add('oversized', 'header-20KiB', post(V1, good, [['x-padding', 'p'.repeat(20 << 10)]]), refused(431, 'unlogged', /^headers: larger than MAX_HEADER_BYTES$/));
+  add('oversized', 'headers-600', post(V1, good, Array.from({ length: 600 }, (_, i) => [`x-h-${i}`, 'v'.repeat(30)] as [string, string])), refused(431, 'unlogged', /^headers: larger than MAX_HEADER_BYTES$/));
+  add('oversized', 'url-20KiB', post(`${V1}?pad=${'u'.repeat(20 << 10)}`, good), refused(431, 'unlogged', /^headers: larger than MAX_HEADER_BYTES$/));
   add('oversized', 'v1-raw-declared-over-MAX_IMAGE_BYTES', post(V1, Buffer.alloc(LIMITS.MAX_IMAGE_BYTES + 1, 7)), tooLarge(/\(MAX_IMAGE_BYTES\)/));
   add('oversized', 'v1-raw-chunked-over-MAX_IMAGE_BYTES', post(V1, Buffer.alloc(LIMITS.MAX_IMAGE_BYTES + 1, 7), [], { framing: 'chunked' }), tooLarge(/\(MAX_IMAGE_BYTES\)/));
   add('oversized', 'v2-declared-over-MAX_BODY_BYTES', post(V2, Buffer.alloc(LIMITS.MAX_BODY_BYTES + 1, 0x20)), tooLarge(/\(MAX_BODY_BYTES\)/));
@@ -378,13 +378,13 @@ export function httpProtocolCases(seed: number, good: Buffer): HttpCase[] {
   // Uploads that stop (or crawl) and never finish: Node gives up at HEADERS_TIMEOUT_MS /
   // REQUEST_TIMEOUT_MS and answers 408 itself (Fastify's client-error answer).
   const stall = (sendBytes: number) => ({ mode: 'stall' as const, sendBytes });
-  add('slow-drip', 'stalled-in-headers', { ...post(V1, good), delivery: stall(40) }, refused(408, 'unlogged'));
-  add('slow-drip', 'stalled-in-body', { ...post(V1, good), delivery: stall(300) }, refused(408, 'unlogged'));
-  add('slow-drip', 'stalled-chunked-body', { ...post(V2, Buffer.alloc(5000, 0x20), [], { framing: 'chunked' }), delivery: stall(400) }, refused(408, 'unlogged'));
-  add('slow-drip', 'crawling-body', post(V1, good, [], { delivery: drip(8, 250) }), refused(408, 'unlogged'));
+  add('slow-drip', 'stalled-in-headers', { ...post(V1, good), delivery: stall(40) }, refused(408, 'unlogged', /^request: not received in time/));
+  add('slow-drip', 'stalled-in-body', { ...post(V1, good), delivery: stall(300) }, refused(408, 'unlogged', /^request: not received in time/));
+  add('slow-drip', 'stalled-chunked-body', { ...post(V2, Buffer.alloc(5000, 0x20), [], { framing: 'chunked' }), delivery: stall(400) }, refused(408, 'unlogged', /^request: not received in time/));
+  add('slow-drip', 'crawling-body', post(V1, good, [], { delivery: drip(8, 250) }), refused(408, 'unlogged', /^request: not received in time/));
 
   // ---- HTTP framing the parser refuses before any route runs ------------------------------------
-  const clientError = refused(400, 'unlogged');
+  const clientError = refused(400, 'unlogged', /^request: not valid HTTP\/1\.1$/);
   const frames: [string, string, Buffer][] = [
     ['content-length-word', `POST ${V1} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: abc`, good],
     ['content-length-negative', `POST ${V1} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: -1`, good],
@@ -404,7 +404,10 @@ export function httpProtocolCases(seed: number, good: Buffer): HttpCase[] {
   ];
   for (const [name, head, body] of frames) {
     // Node itself refuses a request without Host (requireHostHeader) with an empty 400.
-    add('framing', name, { method: 'POST', path: V1, framing: 'verbatim', head, body }, name === 'no-host' ? { ...clientError, bodyless: true } : clientError);
+    // 'gzip, chunked' passes the parser (the body is then not an image): only its status is pinned.
+    const expected = name === 'no-host' ? { ...clientError, bodyless: true as const }
+      : name === 'transfer-encoding-gzip-chunked' ? refused(400, 'unlogged') : clientError;
+    add('framing', name, { method: 'POST', path: V1, framing: 'verbatim', head, body }, expected);
   }
   return cases;
 }

@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ServerOptions as HttpServerOptions, Server as HttpServer } from 'node:http';
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
+import { answerClientError, answerFrameworkError } from './client-errors.ts';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance } from 'fastify';
 import type { Config } from '../../config.ts';
 import { limitConnections } from '../connection-limits.ts';
@@ -81,6 +82,8 @@ export async function buildHttpApp(deps: HttpDeps, options: HttpAppOptions = {})
     keepAliveTimeout: config.IDLE_TIMEOUT_MS,
     // Model names may be 128 characters; find-my-way's default cap on a parameter is 100.
     routerOptions: { maxParamLength: 256 },
+    frameworkErrors: answerFrameworkError,
+    clientErrorHandler: answerClientError,
   });
   limitConnections(app.server, config.MAX_CONNECTIONS, log);
 
