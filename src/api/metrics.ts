@@ -1,8 +1,9 @@
 // Prometheus metrics for both transports (prom-client): the quantities Triton users scrape —
 // requests by outcome, queue time, compute time, end-to-end latency, batch sizes, queue depth,
-// worker restarts — labelled by model, plus Node's process metrics.
+// worker restarts, work dropped for cancelled or expired requests — labelled by model, plus
+// Node's process metrics.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { InferenceService, ItemOutcome } from '../inference/index.ts';
+import type { InferenceService, ItemOutcome, ItemStage } from '../inference/index.ts';
 
 const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128];
@@ -32,6 +33,13 @@ export function createMetrics(service: InferenceService): ServiceMetrics {
   const items = new Counter({
     name: 'densenet_inference_items_total', help: 'Images through the batcher by outcome (success, failed, cancelled, expired, rejected)',
     labelNames: ['model', 'outcome'], registers: [registry],
+  });
+  // Whether cancellation and deadlines save compute: stage="queued" items were dropped before any
+  // worker ran them; stage="running" ones were already in a batch (its work for them is wasted).
+  const dropped = new Counter({
+    name: 'densenet_inference_items_dropped_total',
+    help: 'Images whose request was cancelled or passed its deadline, by reason (cancelled, deadline) and stage (queued: dropped before any compute; running: its batch result is discarded)',
+    labelNames: ['model', 'reason', 'stage'], registers: [registry],
   });
   const queueDuration = new Histogram({
     name: 'densenet_queue_duration_seconds', help: 'Time an image waited in the batch queue',
@@ -71,8 +79,9 @@ export function createMetrics(service: InferenceService): ServiceMetrics {
       computeDuration.observe({ model }, computeMs / 1000);
       for (const ms of queueMsPerItem) queueDuration.observe({ model }, ms / 1000);
     },
-    onItemDone(model: string, outcome: ItemOutcome) {
+    onItemDone(model: string, outcome: ItemOutcome, _queueMs: number, _totalMs: number, stage: ItemStage) {
       items.inc({ model, outcome });
+      if (outcome === 'cancelled' || outcome === 'expired') dropped.inc({ model, reason: outcome === 'expired' ? 'deadline' : 'cancelled', stage });
     },
   });
 

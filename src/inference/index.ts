@@ -14,6 +14,6 @@ export {
   type TensorSpec,
 } from './inference-service.ts';
 export type { RepositoryEntry } from './repository/model-repository.ts';
-export type { BatchObserver, ItemOutcome } from './batching/index.ts';
+export type { BatchObserver, ItemOutcome, ItemStage } from './batching/index.ts';
 export { DEFAULT_IMAGE_LIMITS, type ImageLimits, type TensorLayout } from './preprocess/index.ts';
 export { softmax, topK, type Prediction } from './top-k.ts';

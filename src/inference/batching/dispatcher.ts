@@ -121,7 +121,7 @@ export class Dispatcher<TIn, TOut> {
   enqueue(key: string, input: TIn, options?: ItemOptions): Promise<TOut> {
     const queue = this.models.get(key);
     if (!queue) {
-      this.fanout.onItemDone?.(key, 'rejected', 0, 0);
+      this.fanout.onItemDone?.(key, 'rejected', 0, 0, 'queued');
       return Promise.reject(new ServeError('MODEL_NOT_READY', `model '${key}' is not loaded`, { model: key }));
     }
     return queue.enqueue(input, options);
@@ -355,8 +355,8 @@ export class Dispatcher<TIn, TOut> {
     onBatch: (key, size, queueMs, computeMs) => {
       for (const o of this.observers) this.safely(() => o.onBatch?.(key, size, queueMs, computeMs));
     },
-    onItemDone: (key, outcome, queueMs, totalMs) => {
-      for (const o of this.observers) this.safely(() => o.onItemDone?.(key, outcome, queueMs, totalMs));
+    onItemDone: (key, outcome, queueMs, totalMs, stage) => {
+      for (const o of this.observers) this.safely(() => o.onItemDone?.(key, outcome, queueMs, totalMs, stage));
     },
   };
 

@@ -6,4 +6,4 @@ export { LatencyModel, LATENCY_EWMA_ALPHA, type LinearFit } from './latency-mode
 export { BATCHING_DEFAULTS, BatchingOptionsSchema, resolveBatchingOptions, type ResolvedBatchingOptions } from './options.ts';
 export { WorkerLostError, isRetryableError, type Executor } from './executor.ts';
 export { realClock } from './clock.ts';
-export type { BatchingOptions, BatchingStats, BatchObserver, Clock, ItemOptions, ItemOutcome } from './types.ts';
+export type { BatchingOptions, BatchingStats, BatchObserver, Clock, ItemOptions, ItemOutcome, ItemStage } from './types.ts';

@@ -9,7 +9,7 @@ import { ServeError } from '../../errors.ts';
 import { LatencyModel } from './latency-model.ts';
 import type { ResolvedBatchingOptions } from './options.ts';
 import type { PlanItem } from './batch-planner.ts';
-import type { BatchingStats, BatchObserver, Clock, ItemOptions, ItemOutcome } from './types.ts';
+import type { BatchingStats, BatchObserver, Clock, ItemOptions, ItemOutcome, ItemStage } from './types.ts';
 
 /** Global arrival order, shared by all queues so that cross-model ties are FIFO too. */
 let nextSeq = 0;
@@ -90,7 +90,7 @@ export class ModelQueue<TIn, TOut> {
     const { signal } = itemOptions;
     const deadline = itemOptions.deadline ?? Infinity;
     const refuse = (err: ServeError, outcome: ItemOutcome): Promise<TOut> => {
-      this.emitDone(outcome, 0, 0);
+      this.emitDone(outcome, 0, 0, 'queued');
       return Promise.reject(err);
     };
 
@@ -296,16 +296,17 @@ export class ModelQueue<TIn, TOut> {
   /** Marks the item done and reports it; false if it was settled already. */
   private finish(item: QueueItem<TIn, TOut>, outcome: ItemOutcome): boolean {
     if (item.state === 'done') return false;
+    const stage = item.state;
     item.state = 'done';
     if (item.timer !== undefined) this.hooks.clock.clearTimeout(item.timer);
     item.detachAbort?.();
     const now = this.hooks.clock.now();
-    this.emitDone(outcome, (item.dispatchedAt ?? now) - item.enqueuedAt, now - item.enqueuedAt);
+    this.emitDone(outcome, (item.dispatchedAt ?? now) - item.enqueuedAt, now - item.enqueuedAt, stage);
     return true;
   }
 
-  private emitDone(outcome: ItemOutcome, queueMs: number, totalMs: number): void {
-    this.hooks.observer.onItemDone?.(this.key, outcome, queueMs, totalMs);
+  private emitDone(outcome: ItemOutcome, queueMs: number, totalMs: number, stage: ItemStage): void {
+    this.hooks.observer.onItemDone?.(this.key, outcome, queueMs, totalMs, stage);
   }
 
   private checkIdle(): void {

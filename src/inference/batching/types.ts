@@ -53,12 +53,19 @@ export interface Clock {
  */
 export type ItemOutcome = 'success' | 'failed' | 'cancelled' | 'expired' | 'rejected';
 
+/**
+ * Where an item was when it settled: `queued` = waiting for an executor (refused at enqueue
+ * included), so no compute is spent on it from then on; `running` = inside an executor's run,
+ * whose work for it is spent (and, for a cancelled or expired item, discarded).
+ */
+export type ItemStage = 'queued' | 'running';
+
 /** Hooks for the metrics layer. Called synchronously; they must be cheap. */
 export interface BatchObserver {
   /** One successful executor run: its size, each item's time in queue, and the run's duration. */
   onBatch?(modelKey: string, size: number, queueMsPerItem: readonly number[], computeMs: number): void;
   /** Once per item, when its promise settles. queueMs ends at its (last) dispatch, or at settling. */
-  onItemDone?(modelKey: string, outcome: ItemOutcome, queueMs: number, totalMs: number): void;
+  onItemDone?(modelKey: string, outcome: ItemOutcome, queueMs: number, totalMs: number, stage: ItemStage): void;
 }
 
 export interface BatchingStats {
