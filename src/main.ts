@@ -19,6 +19,9 @@ export interface RunningServer {
   shutdown(reason: string): Promise<void>;
 }
 
+/** How long a draining server still reads requests arriving on open connections (to refuse them). */
+const DRAIN_READ_GRACE_MS = 1000;
+
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
   // Unreadable or mismatched certificates fail start-up before any worker starts.
   const tls = await loadTlsMaterial(config);
@@ -77,6 +80,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       draining = true;
       grpc.setServing(false);
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.SHUTDOWN_TIMEOUT_MS).unref());
+      // Keep reading for a moment before closing idle kept-alive sockets: a request already on its
+      // way down one gets a clean 503 SHUTTING_DOWN (and Connection: close) instead of a reset.
+      await new Promise((resolve) => setTimeout(resolve, Math.min(DRAIN_READ_GRACE_MS, config.SHUTDOWN_TIMEOUT_MS / 10)));
       // fastify.close stops accepting, waits for in-flight requests, then closes idle sockets.
       await Promise.race([Promise.all([http.close(), grpc.close(config.SHUTDOWN_TIMEOUT_MS)]), deadline]);
       await service.close();

@@ -87,6 +87,12 @@ export function installRequestLifecycle(app: FastifyInstance, deps: HttpDeps): v
     }
   });
 
+  // While draining, every answer (also to requests accepted before SIGTERM) closes its
+  // connection: a kept-alive socket would otherwise hold fastify.close() until the drain timeout.
+  app.addHook('onSend', async (_request: FastifyRequest, reply: FastifyReply) => {
+    if (lifecycle.isDraining()) reply.header('connection', 'close');
+  });
+
   app.addHook('onResponse', async (request: FastifyRequest, reply: FastifyReply) => {
     finish(request, reply.statusCode);
   });
