@@ -259,15 +259,13 @@ export class InferenceService {
     const started = performance.now();
     const v = this.servable(name, options.version);
     return this.inflight.track(v.key, async () => {
-      const inputs = await preprocessImages(images, v.input, v.preprocess, this.options.imageLimits, { signal: options.signal });
-      const preprocessed = performance.now();
-      const logits = await this.run(v, inputs, options);
+      const { logits, preprocessMs } = await this.decodeAndRun(v, images, options);
       const done = performance.now();
       return {
         model: name,
         version: v.version,
         predictions: logits.map((row) => topK(softmax(row), topKCount, v.descriptor.labels)),
-        timings: { preprocessMs: preprocessed - started, inferenceMs: done - preprocessed, totalMs: done - started },
+        timings: { preprocessMs, inferenceMs: done - started - preprocessMs, totalMs: done - started },
       };
     });
   }
@@ -289,8 +287,8 @@ export class InferenceService {
   async inferImages(name: string, images: Uint8Array[], options: RequestOptions = {}): Promise<InferResult> {
     const v = this.servable(name, options.version);
     return this.inflight.track(v.key, async () => {
-      const inputs = await preprocessImages(images, v.input, v.preprocess, this.options.imageLimits, { signal: options.signal });
-      return { model: name, version: v.version, logits: await this.run(v, inputs, options), labels: v.descriptor.labels };
+      const { logits } = await this.decodeAndRun(v, images, options);
+      return { model: name, version: v.version, logits, labels: v.descriptor.labels };
     });
   }
 
@@ -299,6 +297,18 @@ export class InferenceService {
     this.closed = true;
     this.dispatcher.close(new ServeError('SHUTTING_DOWN', 'the server is shutting down'));
     await this.pool.close();
+  }
+
+  /**
+   * Decodes a request's images, then queues them. A full queue refuses the request (QUEUE_FULL)
+   * before decoding: under overload, excess requests cost no decode CPU.
+   */
+  private async decodeAndRun(v: LoadedVersion, images: Uint8Array[], options: RequestOptions): Promise<{ logits: Float32Array[]; preprocessMs: number }> {
+    const started = performance.now();
+    this.dispatcher.admit(v.key);
+    const inputs = await preprocessImages(images, v.input, v.preprocess, this.options.imageLimits, { signal: options.signal });
+    const preprocessMs = performance.now() - started;
+    return { logits: await this.run(v, inputs, options), preprocessMs };
   }
 
   private run(v: LoadedVersion, inputs: Float32Array[], options: RequestOptions): Promise<Float32Array[]> {

@@ -127,6 +127,16 @@ export class Dispatcher<TIn, TOut> {
     return queue.enqueue(input, options);
   }
 
+  /**
+   * Admission before decoding: throws QUEUE_FULL when the model's queue is full (MODEL_NOT_READY
+   * for an unknown model), before the request's images cost any CPU.
+   */
+  admit(key: string): void {
+    const queue = this.models.get(key);
+    if (!queue) throw new ServeError('MODEL_NOT_READY', `model '${key}' is not loaded`, { model: key });
+    queue.admit();
+  }
+
   /** Resolves once the model has nothing queued and nothing running (for unloading). */
   async drain(key: string): Promise<void> {
     await Promise.all(this.queuesFor(key).map((q) => q.whenIdle()));

@@ -85,6 +85,28 @@ export class ModelQueue<TIn, TOut> {
     for (const level of this.levels) level.sort((a, b) => a.seq - b.seq);
   }
 
+  /**
+   * Admission before decoding: throws QUEUE_FULL when the queue is already full, so that an
+   * overloaded server refuses a request before spending CPU on its images. (Requests still
+   * decoding do not hold places: a burst at an idle server is absorbed as before, and enqueue
+   * checks the bound again once they are decoded.)
+   */
+  admit(): void {
+    if (this.queued < this.opts.maxQueueSize) return;
+    this.emitDone('rejected', 0, 0, 'queued');
+    throw this.queueFull();
+  }
+
+  private queueFull(): ServeError {
+    const perBatch = this.latency.estimate(this.opts.maxBatchSize);
+    return new ServeError('QUEUE_FULL', `the queue of model '${this.key}' is full (${this.opts.maxQueueSize} requests)`, {
+      model: this.key,
+      maxQueueSize: this.opts.maxQueueSize,
+      // A hint for Retry-After: one full batch's estimated run time, once one has been measured.
+      ...(Number.isFinite(perBatch) ? { retryAfterMs: Math.ceil(perBatch) } : {}),
+    });
+  }
+
   enqueue(input: TIn, itemOptions: ItemOptions = {}): Promise<TOut> {
     const now = this.hooks.clock.now();
     const { signal } = itemOptions;
@@ -111,18 +133,7 @@ export class ModelQueue<TIn, TOut> {
     if (deadline <= now) return refuse(this.expired('queued'), 'expired');
     if (this.isClosed) return refuse(this.notReady('it is being removed'), 'rejected');
     if (!this.hooks.isServable()) return refuse(this.notReady('no executor can run it'), 'rejected');
-    if (this.queued >= this.opts.maxQueueSize) {
-      const perBatch = this.latency.estimate(this.opts.maxBatchSize);
-      return refuse(
-        new ServeError('QUEUE_FULL', `the queue of model '${this.key}' is full (${this.opts.maxQueueSize} requests)`, {
-          model: this.key,
-          maxQueueSize: this.opts.maxQueueSize,
-          // A hint for Retry-After: one full batch's estimated run time, once one has been measured.
-          ...(Number.isFinite(perBatch) ? { retryAfterMs: Math.ceil(perBatch) } : {}),
-        }),
-        'rejected',
-      );
-    }
+    if (this.queued >= this.opts.maxQueueSize) return refuse(this.queueFull(), 'rejected');
 
     return new Promise<TOut>((resolve, reject) => {
       const item: QueueItem<TIn, TOut> = {

@@ -109,6 +109,28 @@ describe('maxQueueDelayMs > 0', () => {
 });
 
 describe('maxQueueSize', () => {
+  it('admits a request before decoding only while the queue has room', async () => {
+    const w = new FakeExecutor('w1');
+    const d = setup({ maxQueueSize: 2, maxBatchSize: 1 }, [w]);
+    track(d.enqueue('m', 1)); // running, not queued
+    await flush();
+    expect(() => d.admit('m')).not.toThrow();
+    track(d.enqueue('m', 2));
+    expect(() => d.admit('m')).not.toThrow();
+    track(d.enqueue('m', 3));
+    let refused: unknown;
+    try {
+      d.admit('m');
+    } catch (err) {
+      refused = err;
+    }
+    expect(refused).toMatchObject({ code: 'QUEUE_FULL', details: { model: 'm', maxQueueSize: 2 } });
+    w.succeed(); // the running item finishes, a queued one starts: room again
+    await flush();
+    expect(() => d.admit('m')).not.toThrow();
+    expect(() => d.admit('nope')).toThrow(/not loaded/);
+  });
+
   it('rejects one more live item at once with QUEUE_FULL', async () => {
     const w = new FakeExecutor('w1');
     const d = setup({ maxQueueSize: 2, maxBatchSize: 1 }, [w]);
