@@ -15,12 +15,14 @@ import { parseIdxDataset } from '../src/eval/idx.ts';
 import { parseSafetensors, tensorToFloat32 } from '../src/densenet/index.ts';
 import { silentLogger } from '../src/logger.ts';
 import { availableCores } from '../src/config.ts';
+import { parseExecutorName } from '../src/densenet/index.ts';
 
 const { values: args } = parseArgs({
   options: {
     repository: { type: 'string', default: 'models' },
     model: { type: 'string', default: 'fashion-mnist-densenet' },
     data: { type: 'string', default: 'test/fixtures/fashion-mnist' },
+    executor: { type: 'string', default: 'fused' },
   },
 });
 const TOLERANCE = 1e-4;
@@ -37,7 +39,7 @@ const set = parseIdxDataset(
   readFileSync(path.join(args.data, 't10k-labels-idx1-ubyte.gz')),
 );
 const service = await InferenceService.start({
-  repositoryRoot: args.repository, workers: 2, engine: { backend: 'tensorflow', intraOpThreads: availableCores(), interOpThreads: 1 },
+  repositoryRoot: args.repository, workers: 2, engine: { backend: 'tensorflow', intraOpThreads: availableCores(), interOpThreads: 1, executor: parseExecutorName(args.executor) },
   hangTimeoutMs: 600_000, loadTimeoutMs: 600_000, imageLimits: DEFAULT_IMAGE_LIMITS, logger: silentLogger,
 });
 const classes = service.metadata(args.model).labels.length;

@@ -10,12 +10,14 @@ import { parseIdxDataset } from '../src/eval/idx.ts';
 import { evaluate } from '../src/eval/evaluate.ts';
 import { silentLogger } from '../src/logger.ts';
 import { availableCores } from '../src/config.ts';
+import { parseExecutorName } from '../src/densenet/index.ts';
 
 const { values: args } = parseArgs({
   options: {
     repository: { type: 'string', default: 'models' },
     model: { type: 'string', default: 'fashion-mnist-densenet' },
     data: { type: 'string', default: 'test/fixtures/fashion-mnist' },
+    executor: { type: 'string', default: 'fused' },
     limit: { type: 'string' },
     workers: { type: 'string', default: '2' },
   },
@@ -27,7 +29,7 @@ const set = parseIdxDataset(
 );
 const service = await InferenceService.start({
   repositoryRoot: args.repository, workers: Number(args.workers),
-  engine: { backend: 'tensorflow', intraOpThreads: availableCores(), interOpThreads: 1 },
+  engine: { backend: 'tensorflow', intraOpThreads: availableCores(), interOpThreads: 1, executor: parseExecutorName(args.executor) },
   hangTimeoutMs: 600_000, loadTimeoutMs: 600_000, imageLimits: DEFAULT_IMAGE_LIMITS, logger: silentLogger,
 });
 try {

@@ -8,5 +8,5 @@ export { loadTorchvisionWeights, exportTorchvisionWeights, readTorchvisionState,
 export { saveLayersModel, loadLayersModel, type LoadedLayersModel } from './layers-format.ts';
 export { parseSafetensors, serializeSafetensors, tensorToFloat32 } from './safetensors.ts';
 export { compileDenseNet, type CompiledDenseNet } from './compiled-densenet.ts';
-export { EXECUTORS, fusedRunner, layersRunner, type DenseNetRunner, type ExecutorName } from './runner.ts';
+export { EXECUTORS, parseExecutorName, fusedRunner, layersRunner, type DenseNetRunner, type ExecutorName } from './runner.ts';
 export { onnxRunner } from './onnx-runner.ts';

@@ -10,6 +10,11 @@ import type { DenseNetModel } from './model.ts';
 export const EXECUTORS = ['fused', 'layers', 'onnxruntime'] as const;
 export type ExecutorName = (typeof EXECUTORS)[number];
 
+export function parseExecutorName(name: string): ExecutorName {
+  if (!(EXECUTORS as readonly string[]).includes(name)) throw new Error(`executor must be one of ${EXECUTORS.join(', ')}, not '${name}'`);
+  return name as ExecutorName;
+}
+
 export interface DenseNetRunner {
   readonly executor: ExecutorName;
   /** [height, width, channels] of one NHWC image. */
