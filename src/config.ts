@@ -10,8 +10,13 @@ const nonNegativeInt = (max: number) => z.coerce.number().int().min(0).max(max);
 /** Defaults sized for the machine we run on; every one can be overridden by its env var. */
 export const DEFAULTS = {
   ENGINE_BACKEND: 'tensorflow',
-  /** What runs batches in a worker; chosen by bench/engine.ts (docs/benchmarks.md). */
-  ENGINE_EXECUTOR: 'fused',
+  /**
+   * What runs batches in a worker. onnxruntime won every model and batch size in bench/engine.ts
+   * on our 2-core machine (DenseNet-121 batch 8: 54.9 img/s with 2 single-thread sessions vs
+   * 22.5 for the fused tfjs path; docs/benchmarks.md), so it is the default; the tfjs executors
+   * stay for tfjs-format models and as the reference.
+   */
+  ENGINE_EXECUTOR: 'onnxruntime',
   /**
    * Threads one TF op may use. With one inference worker per process the op should use every
    * core; the worker pool divides cores between workers (see src/inference).

