@@ -11,12 +11,13 @@ const nonNegativeInt = (max: number) => z.coerce.number().int().min(0).max(max);
 export const DEFAULTS = {
   ENGINE_BACKEND: 'tensorflow',
   /**
-   * What runs batches in a worker. onnxruntime won every model and batch size in bench/engine.ts
-   * on our 2-core machine (DenseNet-121 batch 8: 54.9 img/s with 2 single-thread sessions vs
-   * 22.5 for the fused tfjs path; docs/benchmarks.md), so it is the default; the tfjs executors
-   * stay for tfjs-format models and as the reference.
+   * What runs batches in a worker. onnxruntime is 2.4× faster on DenseNet-121 batch 8 here
+   * (docs/benchmarks.md) but is not the default: a worker thread terminated while an ONNX Runtime
+   * run is in flight (the hang watchdog's remedy) aborts the whole process ("terminate called
+   * after throwing an instance of 'Napi::Error'", found by npm run test:chaos). The tfjs executor
+   * survives it. Opt in with ENGINE_EXECUTOR=onnxruntime where throughput matters more.
    */
-  ENGINE_EXECUTOR: 'onnxruntime',
+  ENGINE_EXECUTOR: 'fused',
   /**
    * Threads one TF op may use. With one inference worker per process the op should use every
    * core; the worker pool divides cores between workers (see src/inference).
