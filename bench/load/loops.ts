@@ -9,6 +9,7 @@
 //   generator or backlog at the server shows up in the percentiles.
 import { setMaxListeners } from 'node:events';
 import { LatencySamples, WindowRecorder, percentile } from './stats.ts';
+import { seededRandom } from '../../test/helpers/random.ts';
 
 export type Outcome = { ok: true } | { ok: false; cause: string };
 /** Sends one request; resolves with its outcome (never rejects). */
@@ -88,7 +89,7 @@ export async function openLoop(options: OpenLoopOptions, timing: LoopTiming, sen
   const controller = loopController();
   const pending = new Set<Promise<void>>();
   const lags = new LatencySamples();
-  const random = mulberry32(options.seed);
+  const random = seededRandom(options.seed);
   const meanGapMs = 1000 / options.rate;
   const gap = options.arrivals === 'uniform' ? () => meanGapMs : () => -Math.log(1 - random()) * meanGapMs;
   let scheduled = 0;
@@ -131,16 +132,4 @@ export async function openLoop(options: OpenLoopOptions, timing: LoopTiming, sen
 function cpuFraction(start: NodeJS.CpuUsage, t0: number): number {
   const used = process.cpuUsage(start);
   return (used.user + used.system) / 1000 / (performance.now() - t0);
-}
-
-/** Small seeded PRNG, so a run's arrival times can be repeated. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

@@ -11,7 +11,7 @@
 // FP32 pixels are already normalised (no resize, no decode on the server); the PNG has the
 // model's own size and channels, so the server decodes it but resizes nothing.
 import sharp from 'sharp';
-import { mulberry32 } from './loops.ts';
+import { seededRandom } from '../../test/helpers/random.ts';
 
 export const KINDS = ['rest-raw', 'rest-v2-json', 'rest-v2-binary', 'grpc-infer', 'grpc-classify'] as const;
 export type Kind = (typeof KINDS)[number];
@@ -62,7 +62,7 @@ export async function fetchModelShape(baseUrl: string, name: string): Promise<Mo
 /** A smooth pattern with some noise, PNG-encoded at the model's size (seeded). */
 export async function makeImage(shape: ModelShape, seed = 1): Promise<Buffer> {
   const { height, width, channels } = shape;
-  const random = mulberry32(seed);
+  const random = seededRandom(seed);
   const raw = Buffer.alloc(height * width * channels);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
@@ -77,7 +77,7 @@ export async function makeImage(shape: ModelShape, seed = 1): Promise<Buffer> {
 
 export async function buildPayloads(shape: ModelShape): Promise<Payloads> {
   const { name, height, width, channels } = shape;
-  const random = mulberry32(7);
+  const random = seededRandom(7);
   const pixels = new Float32Array(height * width * channels).map(() => random() * 2 - 1);
   const image = await makeImage(shape);
   const raw = Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength);

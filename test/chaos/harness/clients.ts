@@ -196,16 +196,7 @@ export class Clients {
         if (err.code === 'ECONNREFUSED') done('rejected', 'REFUSED');
         else done('lost', `RESET ${err.code ?? err.message}`);
       });
-      if (options.cancelAfterMs !== undefined) {
-        timers.push(setTimeout(() => {
-          done('cancelled', 'client cancel');
-          req.destroy();
-        }, options.cancelAfterMs));
-      }
-      timers.push(setTimeout(() => {
-        done('lost', `no answer within ${options.lostAfterMs} ms`);
-        req.destroy();
-      }, options.lostAfterMs));
+      armTimers(timers, options, done, () => req.destroy());
       req.end(body);
     });
   }
@@ -242,16 +233,23 @@ export class Clients {
         const { outcome, code } = classifyGrpc(err.code, typeof errorCode === 'string' ? errorCode : undefined, err.details ?? '');
         done(outcome, code);
       });
-      if (options.cancelAfterMs !== undefined) {
-        timers.push(setTimeout(() => {
-          done('cancelled', 'client cancel');
-          call.cancel();
-        }, options.cancelAfterMs));
-      }
-      timers.push(setTimeout(() => {
-        done('lost', `no answer within ${options.lostAfterMs} ms`);
-        call.cancel();
-      }, options.lostAfterMs));
+      armTimers(timers, options, done, () => call.cancel());
     });
   }
+}
+
+/** The client-side cancel (when asked for) and the "lost" bound, both of which abort the call. */
+function armTimers(
+  timers: NodeJS.Timeout[], options: RequestOptions, done: (outcome: Outcome, code: string) => void, abort: () => void,
+): void {
+  if (options.cancelAfterMs !== undefined) {
+    timers.push(setTimeout(() => {
+      done('cancelled', 'client cancel');
+      abort();
+    }, options.cancelAfterMs));
+  }
+  timers.push(setTimeout(() => {
+    done('lost', `no answer within ${options.lostAfterMs} ms`);
+    abort();
+  }, options.lostAfterMs));
 }
