@@ -30,18 +30,6 @@ import fashion_mnist  # noqa: E402
 from reference_densenet import DenseNet, DenseNetConfig  # noqa: E402
 
 
-def config_from(meta: dict) -> DenseNetConfig:
-    c = json.loads(meta["config"])
-    if c["inputHeight"] != c["inputWidth"]:
-        raise SystemExit("only square inputs are supported here")
-    return DenseNetConfig(
-        growth_rate=c["growthRate"], block_layers=tuple(c["blockLayers"]), bottleneck=c["bottleneck"],
-        compression=c["compression"], stem=c["stem"], stem_channels=c["stemChannels"],
-        input_size=c["inputHeight"], input_channels=c["inputChannels"], num_classes=c["numClasses"],
-        bn_size=c["bottleneckWidth"], bn_eps=c["bnEpsilon"],
-    )
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--weights", type=Path, required=True)
@@ -53,7 +41,7 @@ def main() -> None:
         meta = f.metadata()
     mean = np.float32(json.loads(meta["mean"])[0])
     std = np.float32(json.loads(meta["std"])[0])
-    model = DenseNet(config_from(meta))
+    model = DenseNet(DenseNetConfig.from_ts_config(json.loads(meta["config"])))
     model.load_state_dict(load_file(str(args.weights)), strict=True)
     model.eval()
     torch.set_num_threads(2)

@@ -55,6 +55,18 @@ class DenseNetConfig:
             "bnEpsilon": self.bn_eps,
         }
 
+    @staticmethod
+    def from_ts_config(c: dict) -> "DenseNetConfig":
+        """The inverse of as_ts_config (square inputs only: this model has one input_size)."""
+        if c["inputHeight"] != c["inputWidth"]:
+            raise SystemExit("reference_densenet: only square inputs are supported")
+        return DenseNetConfig(
+            growth_rate=c["growthRate"], block_layers=tuple(c["blockLayers"]), bottleneck=c["bottleneck"],
+            compression=c["compression"], stem=c["stem"], stem_channels=c["stemChannels"],
+            input_size=c["inputHeight"], input_channels=c["inputChannels"], num_classes=c["numClasses"],
+            bn_size=c["bottleneckWidth"], bn_eps=c["bnEpsilon"],
+        )
+
 
 def _conv(cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0) -> nn.Conv2d:
     # DenseNet convs never have a bias: every one is followed (eventually) by a BN.

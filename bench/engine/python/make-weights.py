@@ -35,17 +35,6 @@ CALIBRATION_BATCHES = 2
 CALIBRATION_BATCH_SIZE = 8
 
 
-def config_from_ts(c: dict) -> DenseNetConfig:
-    if c["inputHeight"] != c["inputWidth"]:
-        raise SystemExit("make-weights: only square inputs are supported")
-    return DenseNetConfig(
-        growth_rate=c["growthRate"], block_layers=tuple(c["blockLayers"]), bottleneck=c["bottleneck"],
-        compression=c["compression"], stem=c["stem"], stem_channels=c["stemChannels"],
-        input_size=c["inputHeight"], input_channels=c["inputChannels"], num_classes=c["numClasses"],
-        bn_size=c["bottleneckWidth"], bn_eps=c["bnEpsilon"],
-    )
-
-
 def image_like(n: int, c: int, size: int) -> torch.Tensor:
     """NCHW, smooth like a photo and normalised like torchvision's ImageNet preprocessing."""
     coarse = torch.rand(n, c, max(2, size // 8), max(2, size // 8))
@@ -86,7 +75,7 @@ def main() -> None:
     args = ap.parse_args()
 
     torch.set_num_threads(2)  # summation order (hence the last bits) depends on it
-    cfg = config_from_ts(json.loads(args.config))
+    cfg = DenseNetConfig.from_ts_config(json.loads(args.config))
     model = make(cfg, args.seed)
     torch.manual_seed(args.seed + 1)
     check = image_like(args.check_batch, cfg.input_channels, cfg.input_size)
