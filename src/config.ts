@@ -30,8 +30,13 @@ export const DEFAULTS = {
   HTTP_PORT: 8080,
   GRPC_PORT: 8081,
   MODEL_REPOSITORY: 'models',
-  /** Inference worker threads. TF's intra-op pool is shared by the process; see README. */
+  /** Inference workers. TF's intra-op pool is shared by worker threads; see README. */
   WORKERS: 2,
+  /**
+   * Workers as threads or child processes. 'auto': processes for onnxruntime (a thread cannot
+   * be stopped safely mid ONNX Runtime run), threads for the tfjs executors (zero-copy batches).
+   */
+  WORKER_ISOLATION: 'auto',
   /** A batch running longer than this means its worker hung; it is replaced. */
   WORKER_HANG_TIMEOUT_MS: 60_000,
   MODEL_LOAD_TIMEOUT_MS: 300_000,
@@ -89,6 +94,7 @@ const ConfigObject = z
     /** Model answering /v1/classify; default: the only model, or the first by name. */
     DEFAULT_MODEL: z.string().min(1).max(128).optional(),
     WORKERS: positiveInt(256).default(DEFAULTS.WORKERS),
+    WORKER_ISOLATION: z.enum(['auto', 'thread', 'process']).default(DEFAULTS.WORKER_ISOLATION),
     WORKER_HANG_TIMEOUT_MS: positiveInt(3_600_000).default(DEFAULTS.WORKER_HANG_TIMEOUT_MS),
     MODEL_LOAD_TIMEOUT_MS: positiveInt(3_600_000).default(DEFAULTS.MODEL_LOAD_TIMEOUT_MS),
     SHUTDOWN_TIMEOUT_MS: nonNegativeInt(3_600_000).default(DEFAULTS.SHUTDOWN_TIMEOUT_MS),

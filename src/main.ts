@@ -38,14 +38,16 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const service = await InferenceService.start({
     repositoryRoot: config.MODEL_REPOSITORY,
     workers: config.WORKERS,
+    isolation: config.WORKER_ISOLATION,
     engine: {
       backend: config.ENGINE_BACKEND,
       intraOpThreads: config.TF_INTRA_OP_THREADS,
       interOpThreads: config.TF_INTER_OP_THREADS,
       oneDnn: config.TF_ENABLE_ONEDNN,
       executor: config.ENGINE_EXECUTOR,
-      // ONNX Runtime sessions own private thread pools (TF's is shared by the process), so the
-      // CPU budget TF_INTRA_OP_THREADS (or every core) is divided between the workers.
+      // ONNX Runtime sessions and worker processes own private thread pools (TF's is shared by
+      // worker threads), so the CPU budget TF_INTRA_OP_THREADS (or every core) is divided
+      // between the workers.
       sessionThreads: Math.max(1, Math.floor((config.TF_INTRA_OP_THREADS || availableCores()) / config.WORKERS)),
     },
     hangTimeoutMs: config.WORKER_HANG_TIMEOUT_MS,

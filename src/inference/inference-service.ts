@@ -19,11 +19,14 @@ import { InflightTracker } from './inflight.ts';
 import { softmax, topK, type Prediction } from './top-k.ts';
 import { WorkerPool } from './worker/worker-pool.ts';
 import type { InferenceWorker } from './worker/inference-worker.ts';
+import type { WorkerIsolation } from './worker/worker-channel.ts';
 
 export interface InferenceServiceOptions {
   repositoryRoot: string;
   workers: number;
   engine: Omit<EngineOptions, 'warn'>;
+  /** Workers as threads or processes; 'auto' (default) picks processes for onnxruntime. */
+  isolation?: WorkerIsolation | 'auto';
   hangTimeoutMs: number;
   loadTimeoutMs: number;
   imageLimits: ImageLimits;
@@ -113,6 +116,7 @@ export class InferenceService {
       {
         size: options.workers,
         engine: options.engine,
+        isolation: options.isolation,
         hangTimeoutMs: options.hangTimeoutMs,
         loadTimeoutMs: options.loadTimeoutMs,
         restartBackoffMs: 1000,

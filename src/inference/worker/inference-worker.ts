@@ -1,25 +1,25 @@
-// Main-thread handle of one inference worker thread: request/response over typed messages,
-// a watchdog on every batch, and a clean failure of everything in flight if the thread dies.
+// Main-thread handle of one inference worker (a thread or a child process, worker-channel.ts):
+// request/response over typed messages, a watchdog on every batch, and a clean failure of
+// everything in flight if the worker dies.
 //
-// Threads, not processes: the engine test (test/densenet/tf-runtime.test.ts) shows native
+// Threads by default: the engine test (test/densenet/tf-runtime.test.ts) shows native
 // TensorFlow loads in several threads of one process and again after a thread is replaced,
-// contrary to tfjs#8388. Threads move pixel and logit buffers with zero-copy transfers, where
-// a child process would copy every batch through a pipe (a DenseNet-121 batch of 8 is 4.8 MB).
-import { Worker } from 'node:worker_threads';
+// contrary to tfjs#8388, and threads move pixel and logit buffers with zero-copy transfers.
+// onnxruntime workers run as processes (see worker-channel.ts for why).
 import { ServeError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
+import { openWorkerChannel, type WorkerChannel, type WorkerIsolation } from './worker-channel.ts';
 import type { FromWorker, LoadSpec, LoadedModelInfo, ToWorker, WorkerInit } from './wire.ts';
-
-const ENTRY = new URL('./thread-entry.mjs', import.meta.url);
 
 type Pending = { resolve: (m: FromWorker) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout };
 
 export interface InferenceWorkerOptions {
   init: WorkerInit;
+  isolation: WorkerIsolation;
   /** A batch that runs longer than this means the worker hung: it is terminated and replaced. */
   hangTimeoutMs: number;
   logger: Logger;
-  /** Called once when the thread is gone for any reason (crash, hang, terminate). */
+  /** Called once when the worker is gone for any reason (crash, hang, terminate). */
   onLost: (worker: InferenceWorker, reason: string) => void;
 }
 
@@ -30,7 +30,7 @@ export function workerLost(workerId: string, reason: string): ServeError {
 export class InferenceWorker {
   readonly id: string;
   readonly models = new Map<string, LoadedModelInfo>();
-  private readonly thread: Worker;
+  private readonly channel: WorkerChannel;
   private readonly pending = new Map<number, Pending>();
   private nextRequestId = 1;
   private alive = true;
@@ -38,31 +38,31 @@ export class InferenceWorker {
   /** Engine tensor count after the last batch: a leak shows up as growth here. */
   lastTensorCount = 0;
 
-  private constructor(private readonly options: InferenceWorkerOptions, readonly ready: Promise<void>, thread: Worker) {
+  private constructor(private readonly options: InferenceWorkerOptions, readonly ready: Promise<void>, channel: WorkerChannel) {
     this.id = options.init.workerId;
-    this.thread = thread;
+    this.channel = channel;
   }
 
   static async start(options: InferenceWorkerOptions): Promise<InferenceWorker> {
-    const thread = new Worker(ENTRY, { workerData: options.init, stdout: false, stderr: false });
+    const channel = openWorkerChannel(options.isolation, options.init);
     let markReady!: () => void;
     let failStart!: (e: Error) => void;
     const ready = new Promise<void>((resolve, reject) => {
       markReady = resolve;
       failStart = reject;
     });
-    const worker = new InferenceWorker(options, ready, thread);
-    thread.on('message', (message: FromWorker) => {
+    const worker = new InferenceWorker(options, ready, channel);
+    channel.onMessage((message) => {
       if (message.type === 'ready') markReady();
       else worker.settle(message);
     });
-    thread.on('error', (err) => {
+    channel.onError((err) => {
       failStart(err);
       worker.lose(`crashed: ${err.message}`);
     });
-    thread.on('exit', (code) => {
-      failStart(new Error(`exited with code ${code} while starting`));
-      worker.lose(`exited with code ${code}`);
+    channel.onExit((how) => {
+      failStart(new Error(`${how} while starting`));
+      worker.lose(how);
     });
     await ready;
     return worker;
@@ -70,6 +70,15 @@ export class InferenceWorker {
 
   get isAlive(): boolean {
     return this.alive;
+  }
+
+  get isolation(): WorkerIsolation {
+    return this.channel.isolation;
+  }
+
+  /** The OS process the worker runs in (the server's own for a thread). */
+  get pid(): number | undefined {
+    return this.channel.pid;
   }
 
   get isIdle(): boolean {
@@ -120,7 +129,7 @@ export class InferenceWorker {
     }
   }
 
-  /** Test hook: blocks the worker thread for ms, as a hung native kernel would. */
+  /** Test hook: blocks the worker for ms, as a hung native kernel would. */
   async stall(ms: number): Promise<void> {
     this.busy = true;
     await this.request({ type: 'stall', requestId: 0, ms }, this.options.hangTimeoutMs, [], true).finally(() => {
@@ -128,14 +137,14 @@ export class InferenceWorker {
     });
   }
 
-  /** Test hook: makes the worker thread exit abruptly, as a crash would. */
+  /** Test hook: makes the worker exit abruptly, as a crash would. */
   crash(): void {
-    this.thread.postMessage({ type: 'crash', requestId: 0 });
+    this.channel.post({ type: 'crash', requestId: 0 }, []);
   }
 
   async terminate(): Promise<void> {
     this.lose('terminated');
-    await this.thread.terminate();
+    await this.channel.kill();
   }
 
   private request(message: ToWorker, timeoutMs: number, transfer: ArrayBuffer[], watchdog: boolean): Promise<FromWorker> {
@@ -145,18 +154,18 @@ export class InferenceWorker {
       const entry: Pending = { resolve, reject };
       entry.timer = setTimeout(() => {
         if (watchdog) {
-          // The thread is stuck in a kernel (or a loop): it cannot be asked to stop. Give it
+          // The worker is stuck in a kernel (or a loop): it cannot be asked to stop. Give it
           // up; the pool replaces it and the batch is retried elsewhere.
           this.options.logger.error({ workerId: this.id, timeoutMs }, 'worker hung; terminating it');
           this.lose(`hung (no answer within ${timeoutMs} ms)`);
-          void this.thread.terminate();
+          void this.channel.kill();
         } else {
           this.pending.delete(requestId);
           reject(new ServeError('INTERNAL', `worker ${this.id} did not answer ${message.type} within ${timeoutMs} ms`));
         }
       }, timeoutMs);
       this.pending.set(requestId, entry);
-      this.thread.postMessage({ ...message, requestId }, transfer);
+      this.channel.post({ ...message, requestId }, transfer);
     });
   }
 

@@ -1,5 +1,6 @@
-// Body of one inference worker thread: holds loaded models and runs batches on the native
-// engine, so inference never blocks the server's event loop (tfjs-node ops are synchronous).
+// Body of one inference worker (a thread or a child process, see worker-channel.ts): holds
+// loaded models and runs batches on the native engine, so inference never blocks the server's
+// event loop (tfjs-node ops are synchronous).
 import { readFile } from 'node:fs/promises';
 import { parentPort, workerData } from 'node:worker_threads';
 import { initEngine, tf, type LayersModel } from '../../densenet/tf-runtime.ts';
@@ -9,15 +10,42 @@ import {
 } from '../../densenet/index.ts';
 import { isServeError } from '../../errors.ts';
 import type { FromWorker, LoadSpec, LoadedModelInfo, ToWorker, WorkerInit } from './wire.ts';
+import { WORKER_INIT_ENV } from './worker-channel.ts';
 
-const port = parentPort;
-if (!port) throw new Error('worker-main must run in a worker thread');
-const init = workerData as WorkerInit;
+interface ParentLink {
+  init: WorkerInit;
+  send(message: FromWorker, transfer: ArrayBuffer[]): void;
+  onMessage(listener: (message: ToWorker) => void): void;
+}
+
+/** The main thread's port when this is a worker thread, the IPC channel when a child process. */
+function connectToParent(): ParentLink {
+  const port = parentPort;
+  if (port) {
+    return {
+      init: workerData as WorkerInit,
+      send: (message, transfer) => port.postMessage(message, transfer),
+      onMessage: (listener) => port.on('message', listener),
+    };
+  }
+  const encoded = process.env[WORKER_INIT_ENV];
+  if (!process.send || !encoded) throw new Error('worker-main must run in a worker thread or a forked worker process');
+  // The server is gone (even SIGKILLed): a worker process must not outlive it.
+  process.on('disconnect', () => process.exit(0));
+  return {
+    init: JSON.parse(encoded) as WorkerInit,
+    send: (message) => void process.send?.(message),
+    onMessage: (listener) => process.on('message', (message) => listener(message as ToWorker)),
+  };
+}
+
+const parent = connectToParent();
+const init = parent.init;
 const models = new Map<string, { runner: DenseNetRunner; info: LoadedModelInfo }>();
 const executor: ExecutorName = init.engine.executor ?? 'fused';
 
 function send(message: FromWorker, transfer: ArrayBuffer[] = []): void {
-  port?.postMessage(message, transfer);
+  parent.send(message, transfer);
 }
 
 async function loadModel(spec: LoadSpec): Promise<{ runner: DenseNetRunner; info: LoadedModelInfo }> {
@@ -121,7 +149,7 @@ async function handle(message: ToWorker): Promise<void> {
         break;
       }
       case 'crash':
-        process.exit(70); // in a worker thread this ends the thread only
+        process.exit(70); // in a worker thread this ends the thread only; in a process, the process
         break;
       case 'stall': {
         const until = Date.now() + message.ms;
@@ -141,5 +169,5 @@ async function handle(message: ToWorker): Promise<void> {
 }
 
 const info = await initEngine({ ...init.engine });
-port.on('message', (message: ToWorker) => void handle(message));
+parent.onMessage((message) => void handle(message));
 send({ type: 'ready', backend: info.backend, tensorflowVersion: info.tensorflowVersion });

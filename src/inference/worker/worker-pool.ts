@@ -1,4 +1,4 @@
-// A fixed number of inference worker threads that hold loaded models. A worker that crashes
+// A fixed number of inference workers (threads or processes) that hold loaded models. A worker that crashes
 // or hangs is replaced, and the replacement reloads the models its slot held before it is
 // offered work again.
 //
@@ -10,11 +10,14 @@ import { ServeError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import { applyEngineEnvironment, type EngineOptions } from '../../densenet/tf-runtime.ts';
 import { InferenceWorker } from './inference-worker.ts';
-import type { LoadSpec, LoadedModelInfo } from './wire.ts';
+import type { LoadSpec, LoadedModelInfo, WorkerInit } from './wire.ts';
+import { resolveIsolation, type WorkerIsolation } from './worker-channel.ts';
 
 export interface WorkerPoolOptions {
   size: number;
   engine: Omit<EngineOptions, 'warn'>;
+  /** Threads or processes; 'auto' (default) picks processes for onnxruntime only. */
+  isolation?: WorkerIsolation | 'auto';
   hangTimeoutMs: number;
   loadTimeoutMs: number;
   /** Minimum pause between two replacements of the same slot, so a crash loop cannot spin. */
@@ -43,9 +46,21 @@ export class WorkerPool {
   private closed = false;
   private generation = 0;
   restarts = 0;
+  readonly isolation: WorkerIsolation;
 
   constructor(private readonly options: WorkerPoolOptions, private readonly events: WorkerPoolEvents) {
     this.slots = Array.from({ length: options.size }, (_, index) => ({ index, keys: new Set<string>(), lastStart: 0 }));
+    this.isolation = resolveIsolation(options.isolation ?? 'auto', options.engine.executor ?? 'fused');
+  }
+
+  /**
+   * Worker threads share this process's TF intra-op pool (set once, before the first load);
+   * a worker process has its own, sized like an onnxruntime session: its share of the cores.
+   */
+  private engineFor(): WorkerInit['engine'] {
+    const { engine } = this.options;
+    if (this.isolation === 'thread' || engine.sessionThreads === undefined) return engine;
+    return { ...engine, intraOpThreads: engine.sessionThreads };
   }
 
   async start(): Promise<void> {
@@ -119,11 +134,17 @@ export class WorkerPool {
     if (this.closed) return;
     slot.lastStart = Date.now();
     const worker = await InferenceWorker.start({
-      init: { workerId: `w${slot.index}.${this.generation++}`, engine: this.options.engine },
+      init: { workerId: `w${slot.index}.${this.generation++}`, engine: this.engineFor() },
+      isolation: this.isolation,
       hangTimeoutMs: this.options.hangTimeoutMs,
       logger: this.options.logger,
       onLost: (lost, reason) => this.onLost(slot, lost, reason),
     });
+    if (this.closed) {
+      // close() ran while this replacement was starting: it never saw this worker.
+      await worker.terminate();
+      return;
+    }
     slot.worker = worker;
     for (const key of slot.keys) {
       const spec = this.specs.get(key);

@@ -15,9 +15,13 @@ export interface WorkerSnapshot {
   models: string[];
   /** Engine tensors in the worker after its last batch. */
   tensors: number;
+  isolation: 'thread' | 'process';
+  /** Resident bytes of a worker process (0 for a thread, whose memory is the server's). */
+  rss: number;
 }
 
 export type ChaosReply =
+  /** rss: the server process plus its worker processes, i.e. the whole service. */
   | { id: number; ok: true; rss: number; heapUsed: number; workers: WorkerSnapshot[]; started: number }
   | { id: number; ok: true; workers: string[] }
   | { id: number; ok: true; handles: string[] }

@@ -5,18 +5,20 @@
 // the IPC channel the runner opened. Nothing in src/ can reach it: a production start never
 // loads this file, so the fault hooks below cannot be triggered there.
 //
-// Workers are threads, not processes (see src/inference/worker/inference-worker.ts), so an OS
-// SIGKILL of one is impossible without killing the server. The closest honest equivalents:
-//   kill 'terminate' — Worker.terminate() on the thread from outside, without telling the pool
-//                      first: V8 stops the thread wherever it is (mid-batch included) and the
-//                      pool learns of it only from the thread's 'exit' event, as after a crash;
-//   kill 'crash'     — the existing test hook: the thread calls process.exit(70) itself (which
-//                      ends only that thread), i.e. a fatal error inside the worker;
-//   hang             — the thread is made to spin (the existing 'stall' message, posted straight
-//                      to the thread so the main-thread handle does not know): the next batch it
-//                      is given sits behind the spin, and the per-batch watchdog must notice.
-import type { Worker } from 'node:worker_threads';
+// Workers are threads (tfjs executors) or child processes (onnxruntime; see
+// src/inference/worker/worker-channel.ts). Faults, applied from outside the pool:
+//   kill 'terminate' — a worker process gets a real SIGKILL; a thread, which cannot be
+//                      SIGKILLed without killing the server, gets Worker.terminate(): V8 stops it
+//                      wherever it is (mid-batch included). Either way the pool is not told and
+//                      learns of it only from the worker's 'exit' event, as after a crash;
+//   kill 'crash'     — the existing test hook: the worker calls process.exit(70) itself (which
+//                      ends only that thread or worker process), i.e. a fatal error inside it;
+//   hang             — the worker is made to spin (the existing 'stall' message, posted straight
+//                      to it so the main-thread handle does not know): the next batch it is
+//                      given sits behind the spin, and the per-batch watchdog must notice.
+import { readFileSync } from 'node:fs';
 import { InferenceWorker } from '../../../src/inference/worker/inference-worker.ts';
+import type { WorkerChannel } from '../../../src/inference/worker/worker-channel.ts';
 import type { ChaosReply, ChaosRequest, WorkerSnapshot } from './ipc.ts';
 
 if (typeof process.send !== 'function') {
@@ -31,9 +33,20 @@ InferenceWorker.start = async (options) => {
   return worker;
 };
 
-/** The Worker behind the handle: private in src/, reached here on purpose. */
-function threadOf(worker: InferenceWorker): Worker {
-  return (worker as unknown as { thread: Worker }).thread;
+/** The channel behind the handle: private in src/, reached here on purpose. */
+function channelOf(worker: InferenceWorker): WorkerChannel {
+  return (worker as unknown as { channel: WorkerChannel }).channel;
+}
+
+/** Resident memory of a worker process (0 for a thread: its memory is the server's). */
+function workerRss(worker: InferenceWorker): number {
+  if (worker.isolation !== 'process' || worker.pid === undefined) return 0;
+  try {
+    const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${worker.pid}/status`, 'utf8'))?.[1];
+    return kb ? Number(kb) * 1024 : 0;
+  } catch {
+    return 0; // it just exited
+  }
 }
 
 function live(): InferenceWorker[] {
@@ -47,7 +60,9 @@ function victim(): InferenceWorker | undefined {
 }
 
 function snapshot(): WorkerSnapshot[] {
-  return live().map((w) => ({ id: w.id, busy: !w.isIdle, models: [...w.models.keys()], tensors: w.lastTensorCount }));
+  return live().map((w) => ({
+    id: w.id, busy: !w.isIdle, models: [...w.models.keys()], tensors: w.lastTensorCount, isolation: w.isolation, rss: workerRss(w),
+  }));
 }
 
 /** Open handles, sockets by local port (the HTTP or the gRPC listener's) and remote port. */
@@ -69,13 +84,15 @@ function handle(request: ChaosRequest): ChaosReply {
   switch (request.cmd) {
     case 'stats': {
       const memory = process.memoryUsage();
-      return { id: request.id, ok: true, rss: memory.rss, heapUsed: memory.heapUsed, workers: snapshot(), started: started.length };
+      const workers = snapshot();
+      const rss = memory.rss + workers.reduce((sum, w) => sum + w.rss, 0);
+      return { id: request.id, ok: true, rss, heapUsed: memory.heapUsed, workers, started: started.length };
     }
     case 'kill': {
       const targets = request.all ? live() : [victim()].filter((w): w is InferenceWorker => w !== undefined);
       for (const w of targets) {
         if (request.mode === 'crash') w.crash();
-        else void threadOf(w).terminate();
+        else void channelOf(w).kill();
       }
       return { id: request.id, ok: true, workers: targets.map((w) => w.id) };
     }
@@ -84,7 +101,7 @@ function handle(request: ChaosRequest): ChaosReply {
     case 'hang': {
       const w = victim();
       // requestId 0 matches no pending request: the handle never hears of this message.
-      if (w) threadOf(w).postMessage({ type: 'stall', requestId: 0, ms: request.ms });
+      if (w) channelOf(w).post({ type: 'stall', requestId: 0, ms: request.ms }, []);
       return { id: request.id, ok: true, workers: w ? [w.id] : [] };
     }
   }

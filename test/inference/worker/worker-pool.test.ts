@@ -40,9 +40,14 @@ function waitFor(predicate: () => boolean, timeoutMs = 30_000): Promise<void> {
   });
 }
 
-// Every executor runs in worker threads: the crash/hang replacement reloads the model in a fresh
-// thread, which for onnxruntime-node proves its addon loads again after a thread ends.
-describe.each(['fused', 'onnxruntime'] as const)('worker pool (%s executor)', (executor) => {
+// The executors in the isolation each gets by default (fused: threads, onnxruntime: processes),
+// plus fused in processes. The crash/hang replacement reloads the model in a fresh thread or
+// process, which for tfjs-node proves the binding loads again after a thread ends.
+describe.each([
+  ['fused', 'thread'],
+  ['onnxruntime', 'process'],
+  ['fused', 'process'],
+] as const)('worker pool (%s executor, %s workers)', (executor, isolation) => {
   let root: string;
   let pool: WorkerPool;
   const ready = new Set<InferenceWorker>();
@@ -57,10 +62,11 @@ describe.each(['fused', 'onnxruntime'] as const)('worker pool (%s executor)', (e
       architecture: parseDenseNetConfig(TINY_ARCHITECTURE), warmupBatchSizes: [1, 2, 3, 4],
     };
     pool = new WorkerPool(
-      { size: 2, engine: { backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1, executor }, hangTimeoutMs: 1500, loadTimeoutMs: 60_000, restartBackoffMs: 50, logger: silentLogger },
+      { size: 2, engine: { backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1, executor }, isolation, hangTimeoutMs: 1500, loadTimeoutMs: 60_000, restartBackoffMs: 50, logger: silentLogger },
       { onWorkerReady: (w) => ready.add(w), onWorkerLost: (w, reason) => { ready.delete(w); lost.push(reason); } },
     );
     await pool.start();
+    expect(pool.workers.map((w) => w.isolation)).toEqual([isolation, isolation]);
   }, 120_000);
 
   afterAll(async () => {
@@ -77,7 +83,7 @@ describe.each(['fused', 'onnxruntime'] as const)('worker pool (%s executor)', (e
     expect(pool.holders('tiny:1')).toBe(2);
   });
 
-  it('runs batches in the worker threads with the same logits as the main thread', async () => {
+  it('runs batches in the workers with the same logits as the main thread', async () => {
     const images = randomImages(3, 40);
     const expected = expectedLogits(images);
     const worker = pool.workers[0]!;
@@ -92,7 +98,7 @@ describe.each(['fused', 'onnxruntime'] as const)('worker pool (%s executor)', (e
 
   it('rejects the running batch of a crashed worker as retryable, and replaces the worker with the model reloaded', async () => {
     const victim = pool.workers[0]!;
-    // The thread handles messages in order: it exits before it reaches the batch.
+    // The worker handles messages in order: it exits before it reaches the batch.
     victim.crash();
     const running = victim.run('tiny:1', randomImages(2, 50));
     const error = await running.catch((e: unknown) => e);

@@ -1,0 +1,20 @@
+import { WorkerPool } from './src/inference/worker/worker-pool.ts';
+import { silentLogger } from './src/logger.ts';
+import { parseDenseNetConfig } from './src/densenet/index.ts';
+const pool = new WorkerPool({ size: 2, isolation: 'process', engine: { backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1, executor: 'onnxruntime', sessionThreads: 1 }, hangTimeoutMs: 5000, loadTimeoutMs: 60000, restartBackoffMs: 50, logger: silentLogger },
+ { onWorkerReady: (w) => console.log('ready', w.id, w.pid), onWorkerLost: (w, r) => console.log('lost', w.id, r) });
+const t0 = performance.now();
+await pool.start();
+console.log('started', performance.now() - t0);
+const spec = { key: 'bc:1', format: 'safetensors' as const, weightsPath: '/work/main/models/fashion-mnist-densenet/weights.safetensors', architecture: parseDenseNetConfig(JSON.parse(process.argv[2] ?? 'null')), warmupBatchSizes: [1, 8] };
+console.log(await pool.load(spec));
+const w = pool.workers[0]!;
+const img = new Float32Array(28*28*1).fill(0.5);
+const r = await w.run('bc:1', [img, img]);
+console.log(r.outputs[0], r.computeMs);
+const running = w.run('bc:1', Array(64).fill(img)).catch((e) => e.message);
+setTimeout(() => process.kill(w.pid!, 'SIGKILL'), 5);
+console.log('killed run ->', await running);
+await new Promise((r) => setTimeout(r, 3000));
+console.log(pool.workers.map((x) => x.id), pool.restarts);
+await pool.close();
