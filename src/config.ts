@@ -11,13 +11,11 @@ const nonNegativeInt = (max: number) => z.coerce.number().int().min(0).max(max);
 export const DEFAULTS = {
   ENGINE_BACKEND: 'tensorflow',
   /**
-   * What runs batches in a worker. onnxruntime is 2.4× faster on DenseNet-121 batch 8 here
-   * (docs/benchmarks.md) but is not the default: a worker thread terminated while an ONNX Runtime
-   * run is in flight (the hang watchdog's remedy) aborts the whole process ("terminate called
-   * after throwing an instance of 'Napi::Error'", found by npm run test:chaos). The tfjs executor
-   * survives it. Opt in with ENGINE_EXECUTOR=onnxruntime where throughput matters more.
+   * What runs batches in a worker. onnxruntime is 2.3× the fused tfjs executor on DenseNet-121
+   * batch 8 and 3.4× on batch 1 here (docs/benchmarks.md). Its workers are child processes
+   * (WORKER_ISOLATION=auto): a worker thread stopped mid ONNX Runtime run aborts the server.
    */
-  ENGINE_EXECUTOR: 'fused',
+  ENGINE_EXECUTOR: 'onnxruntime',
   /**
    * Threads one TF op may use. With one inference worker per process the op should use every
    * core; the worker pool divides cores between workers (see src/inference).
@@ -37,6 +35,11 @@ export const DEFAULTS = {
    * be stopped safely mid ONNX Runtime run), threads for the tfjs executors (zero-copy batches).
    */
   WORKER_ISOLATION: 'auto',
+  /**
+   * Nice value (0–19) of the workers' threads: batch compute yields the CPU to the event loop,
+   * so refusals and health probes stay fast when the machine is saturated (docs/reliability.md).
+   */
+  WORKER_NICE: 10,
   /** A batch running longer than this means its worker hung; it is replaced. */
   WORKER_HANG_TIMEOUT_MS: 60_000,
   MODEL_LOAD_TIMEOUT_MS: 300_000,
@@ -95,6 +98,7 @@ const ConfigObject = z
     DEFAULT_MODEL: z.string().min(1).max(128).optional(),
     WORKERS: positiveInt(256).default(DEFAULTS.WORKERS),
     WORKER_ISOLATION: z.enum(['auto', 'thread', 'process']).default(DEFAULTS.WORKER_ISOLATION),
+    WORKER_NICE: nonNegativeInt(19).default(DEFAULTS.WORKER_NICE),
     WORKER_HANG_TIMEOUT_MS: positiveInt(3_600_000).default(DEFAULTS.WORKER_HANG_TIMEOUT_MS),
     MODEL_LOAD_TIMEOUT_MS: positiveInt(3_600_000).default(DEFAULTS.MODEL_LOAD_TIMEOUT_MS),
     SHUTDOWN_TIMEOUT_MS: nonNegativeInt(3_600_000).default(DEFAULTS.SHUTDOWN_TIMEOUT_MS),

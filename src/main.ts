@@ -39,6 +39,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     repositoryRoot: config.MODEL_REPOSITORY,
     workers: config.WORKERS,
     isolation: config.WORKER_ISOLATION,
+    nice: config.WORKER_NICE,
     engine: {
       backend: config.ENGINE_BACKEND,
       intraOpThreads: config.TF_INTRA_OP_THREADS,

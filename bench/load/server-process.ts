@@ -1,6 +1,6 @@
 // The server under test, in its own process through the real entry point (src/main.ts), so
 // the load generator never competes with it for an event loop. Its log goes to a file; its
-// memory is read from /proc/<pid>/status.
+// memory is read from /proc/<pid>/status (summed over its worker processes).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, openSync } from 'node:fs';
@@ -52,10 +52,29 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/**
+ * Resident memory of the server and its descendants (onnxruntime workers are child processes),
+ * i.e. the whole service. peakKiB sums each process's own high-water mark.
+ */
 export async function readMemory(pid: number): Promise<ServerMemory> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
-  return { rssKiB: field('VmRSS'), peakKiB: field('VmHWM') };
+  let rssKiB = 0;
+  let peakKiB = 0;
+  for (const id of await processTree(pid)) {
+    const status = await readFile(`/proc/${id}/status`, 'utf8').catch(() => '');
+    if (!status) continue; // exited between the listing and the read
+    const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
+    rssKiB += field('VmRSS');
+    peakKiB += field('VmHWM');
+  }
+  return { rssKiB: rssKiB || Number.NaN, peakKiB: peakKiB || Number.NaN };
+}
+
+/** pid and all its descendants, from the kernel's per-thread children lists. */
+async function processTree(pid: number): Promise<number[]> {
+  const children = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+  const ids = children.split(' ').filter((s) => s.trim() !== '').map(Number);
+  const below = await Promise.all(ids.map(processTree));
+  return [pid, ...below.flat()];
 }
 
 async function logTail(file: string): Promise<string> {

@@ -27,6 +27,8 @@ export interface InferenceServiceOptions {
   engine: Omit<EngineOptions, 'warn'>;
   /** Workers as threads or processes; 'auto' (default) picks processes for onnxruntime. */
   isolation?: WorkerIsolation | 'auto';
+  /** Nice value of the workers' threads (default 0). */
+  nice?: number;
   hangTimeoutMs: number;
   loadTimeoutMs: number;
   imageLimits: ImageLimits;
@@ -117,6 +119,7 @@ export class InferenceService {
         size: options.workers,
         engine: options.engine,
         isolation: options.isolation,
+        nice: options.nice,
         hangTimeoutMs: options.hangTimeoutMs,
         loadTimeoutMs: options.loadTimeoutMs,
         restartBackoffMs: 1000,

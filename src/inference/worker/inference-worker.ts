@@ -53,7 +53,12 @@ export class InferenceWorker {
     });
     const worker = new InferenceWorker(options, ready, channel);
     channel.onMessage((message) => {
-      if (message.type === 'ready') markReady();
+      if (message.type === 'ready') {
+        if ('error' in message.priority) {
+          options.logger.warn({ workerId: options.init.workerId, err: message.priority.error }, 'could not lower the worker\'s CPU priority');
+        }
+        markReady();
+      }
       else worker.settle(message);
     });
     channel.onError((err) => {

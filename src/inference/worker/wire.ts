@@ -2,10 +2,13 @@
 // travel as Float32Arrays in the transfer list (moved, not copied).
 import type { DenseNetConfig, ExecutorName } from '../../densenet/index.ts';
 import type { EngineOptions } from '../../densenet/tf-runtime.ts';
+import type { PriorityResult } from './priority.ts';
 
 export interface WorkerInit {
   workerId: string;
   engine: Omit<EngineOptions, 'warn'>;
+  /** Nice value for the worker's threads (0: the server's priority); see priority.ts. */
+  nice: number;
 }
 
 /** What a worker needs to load one model version; paths were validated by the repository. */
@@ -41,7 +44,7 @@ export interface LoadedModelInfo {
 }
 
 export type FromWorker =
-  | { type: 'ready'; backend: string; tensorflowVersion?: string }
+  | { type: 'ready'; backend: string; tensorflowVersion?: string; priority: PriorityResult }
   | { type: 'loaded'; requestId: number; info: LoadedModelInfo }
   | { type: 'unloaded'; requestId: number }
   | { type: 'result'; requestId: number; output: Float32Array; computeMs: number; numTensors: number }

@@ -11,6 +11,7 @@ import {
 import { isServeError } from '../../errors.ts';
 import type { FromWorker, LoadSpec, LoadedModelInfo, ToWorker, WorkerInit } from './wire.ts';
 import { WORKER_INIT_ENV } from './worker-channel.ts';
+import { lowerWorkerPriority } from './priority.ts';
 
 interface ParentLink {
   init: WorkerInit;
@@ -41,6 +42,8 @@ function connectToParent(): ParentLink {
 
 const parent = connectToParent();
 const init = parent.init;
+// First, before the engines start their thread pools: those inherit the lowered priority.
+const priority = lowerWorkerPriority(init.nice, parentPort ? 'thread' : 'process');
 const models = new Map<string, { runner: DenseNetRunner; info: LoadedModelInfo }>();
 const executor: ExecutorName = init.engine.executor ?? 'fused';
 
@@ -170,4 +173,4 @@ async function handle(message: ToWorker): Promise<void> {
 
 const info = await initEngine({ ...init.engine });
 parent.onMessage((message) => void handle(message));
-send({ type: 'ready', backend: info.backend, tensorflowVersion: info.tensorflowVersion });
+send({ type: 'ready', backend: info.backend, tensorflowVersion: info.tensorflowVersion, priority });

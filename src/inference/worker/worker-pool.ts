@@ -18,6 +18,8 @@ export interface WorkerPoolOptions {
   engine: Omit<EngineOptions, 'warn'>;
   /** Threads or processes; 'auto' (default) picks processes for onnxruntime only. */
   isolation?: WorkerIsolation | 'auto';
+  /** Nice value of the workers' threads (default 0); see priority.ts. */
+  nice?: number;
   hangTimeoutMs: number;
   loadTimeoutMs: number;
   /** Minimum pause between two replacements of the same slot, so a crash loop cannot spin. */
@@ -134,7 +136,7 @@ export class WorkerPool {
     if (this.closed) return;
     slot.lastStart = Date.now();
     const worker = await InferenceWorker.start({
-      init: { workerId: `w${slot.index}.${this.generation++}`, engine: this.engineFor() },
+      init: { workerId: `w${slot.index}.${this.generation++}`, engine: this.engineFor(), nice: this.options.nice ?? 0 },
       isolation: this.isolation,
       hangTimeoutMs: this.options.hangTimeoutMs,
       logger: this.options.logger,

@@ -2,11 +2,13 @@
 // that, not folklore). The scripts run as child processes because the failure they look for,
 // an abort of the whole process, would take vitest down with it.
 import { execFile, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { resolveIsolation } from '../../../src/inference/worker/worker-channel.ts';
+import { resolveIsolation, type WorkerIsolation } from '../../../src/inference/worker/worker-channel.ts';
+import { WorkerPool } from '../../../src/inference/worker/worker-pool.ts';
+import { silentLogger } from '../../../src/logger.ts';
 
 const run = promisify(execFile);
 const TSX = fileURLToPath(new URL('../../../node_modules/.bin/tsx', import.meta.url));
@@ -94,6 +96,47 @@ describe('worker isolation', () => {
     expect(pids.filter(isRunning)).toEqual([]);
     holder.kill('SIGKILL');
   }, 120_000);
+});
+
+/** Nice value of every thread of a process, from field 19 of /proc/<pid>/task/<tid>/stat. */
+function threadNices(pid: number): Map<number, number> {
+  const nices = new Map<number, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`).map(Number)) {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    // Fields after the parenthesised command name; nice is field 19, the 17th after it.
+    nices.set(tid, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
+  }
+  return nices;
+}
+
+describe.each(['thread', 'process'] as const)('worker priority (%s workers)', (isolation: WorkerIsolation) => {
+  it('runs batch compute at the configured nice value and leaves the server\'s thread alone', async () => {
+    const niced = () => [...threadNices(process.pid).values()].filter((n) => n === 7).length;
+    const before = niced();
+    const pool = new WorkerPool(
+      {
+        size: 2, isolation, nice: 7, hangTimeoutMs: 60_000, loadTimeoutMs: 60_000, restartBackoffMs: 50, logger: silentLogger,
+        engine: { backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1, executor: isolation === 'process' ? 'onnxruntime' : 'fused' },
+      },
+      { onWorkerReady: () => undefined, onWorkerLost: () => undefined },
+    );
+    try {
+      await pool.start();
+      const ownTid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+      expect(threadNices(process.pid).get(ownTid)).toBe(0);
+      if (isolation === 'process') {
+        for (const worker of pool.workers) {
+          const nices = [...threadNices(worker.pid!).values()];
+          expect(nices.length).toBeGreaterThan(1);
+          expect(nices.every((n) => n === 7)).toBe(true);
+        }
+      } else {
+        expect(niced() - before).toBeGreaterThanOrEqual(2); // each worker thread
+      }
+    } finally {
+      await pool.close();
+    }
+  }, 60_000);
 });
 
 function readStatus(pid: number): string {
