@@ -19,13 +19,29 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+/**
+ * Outcomes a client caused or must handle, not faults of ours: they carry no stack trace.
+ * Capturing one was the costliest single step of refusing a request under overload (profiled
+ * in npm run test:chaos), and the code and message already say where it came from.
+ */
+const CLIENT_OUTCOMES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'INVALID_INPUT', 'MODEL_NOT_FOUND', 'MODEL_NOT_READY', 'QUEUE_FULL', 'DEADLINE_EXCEEDED', 'CANCELLED',
+  'LIMIT_EXCEEDED', 'SHUTTING_DOWN',
+]);
+
 export class ServeError extends Error {
   readonly code: ErrorCode;
   /** Structured facts for logs and clients (field names, limits); never secrets or paths. */
   readonly details: Readonly<Record<string, unknown>>;
 
   constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}, options?: ErrorOptions) {
-    super(message, options);
+    const stackTraceLimit = Error.stackTraceLimit;
+    if (CLIENT_OUTCOMES.has(code)) Error.stackTraceLimit = 0;
+    try {
+      super(message, options);
+    } finally {
+      Error.stackTraceLimit = stackTraceLimit;
+    }
     this.name = 'ServeError';
     this.code = code;
     this.details = Object.freeze({ ...details });

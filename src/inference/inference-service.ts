@@ -284,6 +284,7 @@ export class InferenceService {
     options: RequestOptions = {},
   ): Promise<InferResult> {
     const v = this.servable(name, options.version);
+    this.dispatcher.admit(v.key); // as for images: a full queue refuses before any conversion
     const inputs = tensorToImages(tensor.data, tensor.shape, tensor.layout, v.input, v.preprocess, this.options.imageLimits);
     return this.inflight.track(v.key, async () => ({
       model: name, version: v.version, logits: await this.run(v, inputs, options), labels: v.descriptor.labels,

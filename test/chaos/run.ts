@@ -47,6 +47,7 @@ const USAGE = `usage: tsx test/chaos/run.ts [options]
   --soak-seconds n        soak length (default 60 × scale; the issue's soak is 600)
   --preset name           DenseNet preset generated for the run (default densenet-bc-100-k12)
   --max-batch-size n      its maxBatchSize (default 8)
+  --datatype FP32|UINT8   pixels each request carries (default FP32; UINT8 is 4× fewer bytes)
   --max-queue-size n      its maxQueueSize (default 128)
   --model-repository dir  use this repository instead of a generated one (with --model)
   --model name            the model to load from it
@@ -64,6 +65,7 @@ const { values: args } = parseArgs({
     'soak-seconds': { type: 'string' },
     'preset': { type: 'string', default: 'densenet-bc-100-k12' },
     'max-batch-size': { type: 'string', default: '8' },
+    'datatype': { type: 'string', default: 'FP32' },
     'max-queue-size': { type: 'string', default: '128' },
     'model-repository': { type: 'string' },
     'model': { type: 'string' },
@@ -112,8 +114,11 @@ try {
     if (eq <= 0) throw new Error(`--server-env wants KEY=VALUE, got '${kv}'`);
     serverEnv[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
+  const datatype = args.datatype;
+  if (datatype !== 'FP32' && datatype !== 'UINT8') throw new Error(`--datatype is FP32 or UINT8, got '${datatype}'`);
   options = {
     scale,
+    datatype,
     soakSeconds: args['soak-seconds'] !== undefined ? positive('soak-seconds', args['soak-seconds']) : Math.max(10, 60 * scale),
     serverEnv,
     rejectP99Ms: positive('reject-p99-ms', args['reject-p99-ms']),

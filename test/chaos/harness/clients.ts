@@ -51,6 +51,7 @@ export interface Target {
   model: string;
   /** [H, W, C] of one image. */
   shape: readonly [number, number, number];
+  datatype: 'FP32' | 'UINT8';
 }
 
 /** HTTP 503 bodies carry only a message; these are the server's wordings (src/api, src/inference). */
@@ -107,9 +108,11 @@ export class Clients {
 
   constructor(readonly target: Target) {
     const [h, w, c] = target.shape;
-    // Deterministic mid-grey noise; the content does not matter to the server's load.
-    const data = new Float32Array(h * w * c).map((_, i) => ((i * 7919) % 255) / 255);
-    this.pixels = Buffer.from(data.buffer);
+    // Deterministic noise; the content does not matter to the server's load.
+    const noise = (i: number) => (i * 7919) % 255;
+    this.pixels = target.datatype === 'FP32'
+      ? Buffer.from(new Float32Array(h * w * c).map((_, i) => noise(i) / 255).buffer)
+      : Buffer.from(new Uint8Array(h * w * c).map((_, i) => noise(i)));
     const header = Buffer.from(JSON.stringify(this.httpHeader()));
     this.httpHeaderLength = header.length;
     this.httpBody = Buffer.concat([header, this.pixels]);
@@ -143,7 +146,7 @@ export class Clients {
   private httpHeader(timeoutMs?: number): object {
     const [h, w, c] = this.target.shape;
     return {
-      inputs: [{ name: 'input', datatype: 'FP32', shape: [1, h, w, c], parameters: { binary_data_size: h * w * c * 4 } }],
+      inputs: [{ name: 'input', datatype: this.target.datatype, shape: [1, h, w, c], parameters: { binary_data_size: this.pixels.length } }],
       outputs: [{ name: 'logits' }],
       ...(timeoutMs !== undefined ? { parameters: { timeout: Math.round(timeoutMs * 1000) } } : {}),
     };
@@ -205,7 +208,7 @@ export class Clients {
     const [h, w, c] = this.target.shape;
     const request: ModelInferRequest = {
       model_name: this.target.model,
-      inputs: [{ name: 'input', datatype: 'FP32', shape: ['1', String(h), String(w), String(c)] }],
+      inputs: [{ name: 'input', datatype: this.target.datatype, shape: ['1', String(h), String(w), String(c)] }],
       outputs: [{ name: 'logits' }],
       raw_input_contents: [this.pixels],
       ...(options.timeoutMs !== undefined ? { parameters: { timeout: { int64_param: String(Math.round(options.timeoutMs * 1000)) } } } : {}),

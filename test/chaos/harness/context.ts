@@ -10,6 +10,8 @@ import type { Tally } from './stats.ts';
 export interface ChaosOptions {
   /** Multiplies every scenario's duration (0.1 for a quick look; 1 for the numbers). */
   scale: number;
+  /** Pixels each request carries: FP32 (default) or UINT8 (4× fewer bytes to send and parse). */
+  datatype: 'FP32' | 'UINT8';
   /** Soak length; default 60 s × scale. */
   soakSeconds: number;
   /** Server settings for every scenario (a scenario's own settings win). */
@@ -114,7 +116,7 @@ export class Context {
 
   clients(server: ServerProcess): Clients {
     if (!this.model.shape) throw new Error('model shape unknown: start a server first');
-    return new Clients({ httpPort: server.httpPort, grpcPort: server.grpcPort, model: this.model.name, shape: this.model.shape });
+    return new Clients({ httpPort: server.httpPort, grpcPort: server.grpcPort, model: this.model.name, shape: this.model.shape, datatype: this.options.datatype });
   }
 
   /** Inference workers of the servers started here (they inherit the runner's environment). */

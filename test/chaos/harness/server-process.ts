@@ -93,7 +93,7 @@ export class ServerProcess {
     const err = openSync(stderrFile, 'w');
     let child: ChildProcess;
     try {
-      child = spawn(process.execPath, ['--import', 'tsx', '--import', HOOKS, 'src/main.ts'], {
+      child = spawn(process.execPath, [...(process.env.CHAOS_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? []), '--import', 'tsx', '--import', HOOKS, 'src/main.ts'], {
         cwd: ROOT,
         stdio: ['ignore', out, err, 'ipc'],
         env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2', HOST: '127.0.0.1', HTTP_PORT: '0', GRPC_PORT: '0', LOG_LEVEL: 'info', ...env },
