@@ -62,7 +62,8 @@ export const soak: Scenario = (ctx) => withServer(ctx, 'soak', {}, async ({ serv
   const first = head[0]?.tensors ?? {};
   const last = tail.at(-1)?.tensors ?? {};
   const workers = Object.keys(first);
-  const tensorDrift = workers.map((id) => Math.abs((last[id] ?? NaN) - (first[id] ?? NaN)) / (first[id] ?? NaN));
+  // An onnxruntime worker holds no TensorFlow tensors at all (0 → 0 is flat; its memory is in RSS).
+  const tensorDrift = workers.map((id) => Math.abs((last[id] ?? NaN) - (first[id] ?? NaN)) / Math.max(1, first[id] ?? NaN));
 
   series.memory = samples.map((s) => ({ s: round(s.at / 1000, 1), rssMB: mb(s.rss), heapMB: mb(s.heapUsed), tensors: Object.values(s.tensors) }));
   Object.assign(numbers, {
