@@ -7,6 +7,7 @@
 // (REQUEST_TIMEOUT_MS) are grpc-js options or an interceptor. grpc-js 1.14 has no limit on
 // connections, so the server accepts them on a net.Server of its own, where MAX_CONNECTIONS
 // applies as on the HTTP port, and hands each to grpc-js (Server.createConnectionInjector).
+// HTTP/2 flow-control windows are widened from Node's 64 KiB defaults (flow-control.ts).
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
@@ -17,6 +18,7 @@ import { classify, listModels } from './classifier.ts';
 import type { GrpcServerDeps } from './deps.ts';
 import type { ClassifierHandlers } from './generated/densenet/v1/Classifier.ts';
 import type { GRPCInferenceServiceHandlers } from './generated/inference/GRPCInferenceService.ts';
+import { widenConnectionWindows, widenStreamWindow } from './flow-control.ts';
 import { DEFAULT_HEALTH_POLL_MS, HealthStatuses } from './health.ts';
 import { modelInfer } from './model-infer.ts';
 import { loadProtos } from './proto.ts';
@@ -105,7 +107,9 @@ export function createGrpcServer(deps: GrpcServerDeps, options: GrpcServerOption
     server,
     async bind(host, port) {
       if (listener) throw new Error('the gRPC server is already bound');
+      widenStreamWindow(server);
       const injector = server.createConnectionInjector(serverCredentials(options.tls));
+      widenConnectionWindows(server);
       const tcp = createServer({ noDelay: true }, (socket) => {
         sockets.add(socket);
         socket.once('close', () => sockets.delete(socket));
