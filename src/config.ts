@@ -39,7 +39,7 @@ export const DEFAULTS = {
    * Nice value (0–19) of the workers' threads. Above 0, batch compute yields the CPU to the
    * event loop on a saturated machine: under 10× overload here, refusals came back faster (p99
    * 10.6 s vs 20.0 s, generator on the same 2 cores) but goodput fell from 19.7 to 11.8 img/s,
-   * and latency at 50% load did not improve (docs/reliability.md). So 0 by default.
+   * and latency at 50% load did not improve (README, "Worker priority"). So 0 by default.
    */
   WORKER_NICE: 0,
   /** A batch running longer than this means its worker hung; it is replaced. */

@@ -33,8 +33,9 @@ export interface EngineOptions {
    */
   oneDnn?: boolean;
   /**
-   * What runs a model's batches in a worker (see runner.ts): 'fused' tfjs ops (when unset; the service's ENGINE_EXECUTOR defaults to onnxruntime),
-   * the tfjs 'layers' predict, or 'onnxruntime'. The TF runtime itself is loaded for all three.
+   * What runs a model's batches in a worker (see runner.ts): 'fused' tfjs ops (when unset; the
+   * service's ENGINE_EXECUTOR defaults to onnxruntime), the tfjs 'layers' predict, or
+   * 'onnxruntime'. The TF runtime itself is loaded for all three.
    */
   executor?: ExecutorName;
   /** Threads of one onnxruntime session (each worker's session has its own pool). */

@@ -1,6 +1,6 @@
-// A fixed number of inference workers (threads or processes) that hold loaded models. A worker that crashes
-// or hangs is replaced, and the replacement reloads the models its slot held before it is
-// offered work again.
+// A fixed number of inference workers (threads or processes) that hold loaded models. A worker
+// that crashes or hangs is replaced, and the replacement reloads the models its slot held before
+// it is offered work again.
 //
 // Why not piscina/tinypool: they run stateless tasks on whichever thread is free. Our workers
 // are stateful (each holds warmed models), must all receive load/unload, and take batches that
