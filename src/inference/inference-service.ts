@@ -261,6 +261,15 @@ export class InferenceService {
     });
   }
 
+  /**
+   * Throws what a request for this model would be refused with right now (QUEUE_FULL,
+   * MODEL_NOT_READY, MODEL_NOT_FOUND, SHUTTING_DOWN), so a transport can refuse it before
+   * reading its body. The request is checked again when it is queued.
+   */
+  admit(name: string, version?: string): void {
+    this.dispatcher.admit(this.servable(name, version).key);
+  }
+
   /** Decodes and classifies encoded images; one top-k list per image. */
   async classify(name: string, images: Uint8Array[], topKCount: number, options: RequestOptions = {}): Promise<ClassifyResult> {
     const started = performance.now();

@@ -1,5 +1,6 @@
 // Which model (and version) an inference request is for, settled in onRequest — before the body
-// is read — so an unknown model is a 404 without buffering a 64 MB upload first.
+// is read — so an unknown model is a 404, and a full queue a 429, without buffering a 64 MB
+// upload first (Node discards the unread body; the connection stays usable).
 import type { FastifyRequest } from 'fastify';
 import { defaultModelName } from '../default-model.ts';
 import type { HttpDeps } from './deps.ts';
@@ -15,5 +16,8 @@ export function resolveModel(deps: Pick<HttpDeps, 'service' | 'config'>) {
     request.edge.model = ref.model;
     request.edge.version = ref.version;
     deps.service.metadata(ref.model, ref.version); // throws MODEL_NOT_FOUND / INVALID_INPUT
+    // Under overload most requests end here: reading, buffering and parsing their bodies would
+    // take the event loop from the requests that get in (docs/reliability.md, overload).
+    deps.service.admit(ref.model, ref.version); // throws QUEUE_FULL / MODEL_NOT_READY / SHUTTING_DOWN
   };
 }

@@ -21,6 +21,11 @@ beforeAll(async () => {
       tiny: { seed: 1 },
       multi: { seed: 3, versions: [1, 2], manifest: { versionPolicy: 'all' } },
       narrow: { seed: 5, manifest: { batching: { maxBatchSize: 1, maxQueueDelayMs: 0, maxQueueSize: 1 } } },
+      // Tens of milliseconds per image: a queue that stays full long enough to look at.
+      slow: {
+        seed: 7, architecture: { inputHeight: 448, inputWidth: 448 },
+        manifest: { batching: { maxBatchSize: 1, maxQueueDelayMs: 0, maxQueueSize: 1 } },
+      },
     },
   });
   logits = (await h.service.inferTensor('tiny', { data: nhwc, shape: [2, 16, 16, 3], layout: 'NHWC' })).logits;
@@ -338,5 +343,22 @@ describe('errors', () => {
       expect(Number(r.headers['retry-after'])).toBeGreaterThanOrEqual(1);
       expect(r.json()).toEqual({ error: "the queue of model 'narrow:1' is full (1 requests)" });
     }
+  });
+
+  it('refuses with 429 before reading the body when the queue is full (a garbage body is never parsed)', async () => {
+    const garbage = () => h.app.inject({
+      method: 'POST', url: '/v2/models/slow/infer', payload: '{"inputs": [tru', headers: { 'content-type': 'application/json' },
+    });
+    // Fill every worker and then the one queue place (each image takes tens of ms), then send garbage.
+    const image = { data: new Float32Array(448 * 448 * 3), shape: [1, 448, 448, 3], layout: 'NHWC' as const };
+    const work: Promise<string>[] = [];
+    while (h.service.queueDepth('slow', '1') < 1 || work.length < 2) {
+      work.push(h.service.inferTensor('slow', image).then(() => 'done', (e: Error) => e.message));
+      await new Promise((resolve) => setImmediate(resolve)); // let the dispatcher hand it to an idle worker
+    }
+    await expectError(await garbage(), 429, "the queue of model 'slow:1' is full (1 requests)");
+    expect(new Set(await Promise.all(work))).toEqual(new Set(['done'])); // what got in completes
+    // With room in the queue the same body is read, and refused for what it is.
+    await expectError(await garbage(), 400, /JSON/);
   });
 });
