@@ -5,7 +5,7 @@
 import sharp from 'sharp';
 import { availableCores, loadConfig, type Config } from './config.ts';
 import { isServeError } from './errors.ts';
-import { createLogger, type Logger } from './logger.ts';
+import { asyncStdout, createLogger, type Logger } from './logger.ts';
 import { InferenceService, DEFAULT_IMAGE_LIMITS } from './inference/index.ts';
 import { createMetrics } from './api/metrics.ts';
 import { buildHttpApp } from './api/http/app.ts';
@@ -105,7 +105,7 @@ async function main(): Promise<void> {
     process.stderr.write(`densenet-serve: ${(err as Error).message}\n`);
     process.exit(2);
   }
-  const logger = createLogger(config.LOG_LEVEL);
+  const logger = createLogger(config.LOG_LEVEL, asyncStdout());
   let server: RunningServer;
   try {
     server = await startServer(config, logger);
