@@ -13,7 +13,7 @@ export const DEFAULTS = {
   /**
    * What runs batches in a worker. onnxruntime is 2.3× the fused tfjs executor on DenseNet-121
    * batch 8 and 3.4× on batch 1 here (docs/benchmarks.md). Its workers are child processes
-   * (WORKER_ISOLATION=auto): a worker thread stopped mid ONNX Runtime run aborts the server.
+   * (WORKER_ISOLATION=auto): a worker thread stopped mid ONNX Runtime run crashes the server.
    */
   ENGINE_EXECUTOR: 'onnxruntime',
   /**

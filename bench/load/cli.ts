@@ -131,10 +131,11 @@ if (args.memory) {
   const width = Math.max(...rows.map(([k]) => k.length)) + 2;
   for (const [k, v] of rows) console.log(`  ${`${k}:`.padEnd(width)} ${v}`);
   const out = args.out ?? path.join(resultsDir, `load-memory-${stamp}.json`);
-  await writeJson(out, { ...run, host: hostInfo(), command: process.argv.slice(2).join(' '), finishedAt: new Date().toISOString() });
+  const recorded: MemoryRun = { ...run, host: hostInfo(), command: process.argv.slice(2).join(' '), finishedAt: new Date().toISOString() };
+  await writeJson(out, recorded);
   if (args.doc) {
     const sweep = await latestResult(path.dirname(out), 'sweep');
-    await writeServiceReport({ sweep, memory: run, doc: args.doc, svgDir: args['svg-dir'] ?? path.join(path.dirname(args.doc), 'benchmarks') });
+    await writeServiceReport({ sweep, memory: recorded, doc: args.doc, svgDir: args['svg-dir'] ?? path.join(path.dirname(args.doc), 'benchmarks') });
   }
 } else {
   const model = args.model ?? 'densenet-bc-100-k12';

@@ -190,8 +190,8 @@ function memorySection(run: MemoryRun, svgRel: string): string {
     '### Memory',
     '',
     `${run.modelDescription}; ${run.workers} worker(s); ${run.requests.toLocaleString('en-US')} requests cycling through ` +
-      `${run.kinds.map((k) => label(k)).join(', ')}, ${run.concurrency} at a time; RSS of the server process ` +
-      `(\`/proc/<pid>/status\` VmRSS) every ${run.samples[1]?.requests ?? '—'} requests. Run ${run.finishedAt?.slice(0, 16) ?? ''} UTC` +
+      `${run.kinds.map((k) => label(k)).join(', ')}, ${run.concurrency} at a time; RSS of the server process and its ` +
+      `worker processes (\`/proc/<pid>/status\` VmRSS, summed) every ${run.samples[1]?.requests ?? '—'} requests. Run ${run.finishedAt?.slice(0, 16) ?? ''} UTC` +
       `${run.command !== undefined ? `, \`npm run bench:load -- ${run.command}\`` : ''}.`,
     '',
     '| | RSS |',

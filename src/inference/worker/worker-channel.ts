@@ -5,9 +5,9 @@
 //   with Worker.terminate(). Safe for the tfjs executors.
 // - process: buffers are copied through the IPC pipe (structured clone); a worker that must
 //   be stopped is SIGKILLed. Needed for onnxruntime: terminating a thread while an ONNX Runtime
-//   run is in flight aborts the whole process (onnxruntime-node throws a Napi::Error on the
-//   dying thread → std::terminate), which test/inference/worker/worker-isolation.test.ts shows a
-//   killed child process does not.
+//   run is in flight crashes the whole process (onnxruntime-node throws a Napi::Error on the
+//   dying thread → std::terminate; or a segfault at exit), which
+//   test/inference/worker/worker-isolation.test.ts shows a killed child process does not.
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';

@@ -50,14 +50,15 @@ describe('worker isolation', () => {
 
   // Why 'auto' picks processes for onnxruntime. If this starts passing (a fixed onnxruntime-node),
   // threads become an option for it again: revisit resolveIsolation.
-  it('a worker thread terminated mid ONNX Runtime run aborts the whole process', async () => {
+  it('a worker thread terminated mid ONNX Runtime run crashes the whole process', async () => {
     const outcome = await killMidRun('thread', 'terminate');
     expect(outcome.steps[0]?.step).toBe('loaded');
     expect(Number(outcome.steps[0]?.warmBatchMs)).toBeGreaterThan(200); // the stop lands mid-run
-    // The abort comes when the orphaned run completes: sometimes after the 1.5 s wait, then
-    // at the latest when the process exits.
-    expect(outcome.code === 134 || outcome.signal === 'SIGABRT').toBe(true);
-    expect(outcome.stderr).toContain('Napi::Error');
+    // Seen here: an abort from the orphaned run's completion (134, "terminate called after
+    // throwing an instance of 'Napi::Error'"), sometimes only at exit, or a segfault at exit (139).
+    const crashed = outcome.code === 134 || outcome.code === 139 || outcome.signal === 'SIGABRT' || outcome.signal === 'SIGSEGV';
+    expect(crashed, `exit ${outcome.code} / ${outcome.signal}: ${outcome.stderr.slice(-300)}`).toBe(true);
+    if (outcome.code === 134 || outcome.signal === 'SIGABRT') expect(outcome.stderr).toContain('Napi::Error');
   }, 120_000);
 
   it.each(['sigkill', 'terminate'] as const)('a worker process stopped mid ONNX Runtime run (%s) fails its batch as retryable and the server survives', async (how) => {
