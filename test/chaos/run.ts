@@ -48,6 +48,8 @@ const USAGE = `usage: tsx test/chaos/run.ts [options]
   --preset name           DenseNet preset generated for the run (default densenet-bc-100-k12)
   --max-batch-size n      its maxBatchSize (default 8)
   --datatype FP32|UINT8   pixels each request carries (default FP32; UINT8 is 4× fewer bytes)
+  --server-cpus list      run the server on these CPUs (taskset -c list); pin the runner
+                          elsewhere: taskset -c 8-15 npm run test:chaos -- --server-cpus 0-3
   --max-queue-size n      its maxQueueSize (default 128)
   --model-repository dir  use this repository instead of a generated one (with --model)
   --model name            the model to load from it
@@ -66,6 +68,7 @@ const { values: args } = parseArgs({
     'preset': { type: 'string', default: 'densenet-bc-100-k12' },
     'max-batch-size': { type: 'string', default: '8' },
     'datatype': { type: 'string', default: 'FP32' },
+    'server-cpus': { type: 'string' },
     'max-queue-size': { type: 'string', default: '128' },
     'model-repository': { type: 'string' },
     'model': { type: 'string' },
@@ -116,9 +119,12 @@ try {
   }
   const datatype = args.datatype;
   if (datatype !== 'FP32' && datatype !== 'UINT8') throw new Error(`--datatype is FP32 or UINT8, got '${datatype}'`);
+  const serverCpus = args['server-cpus'];
+  if (serverCpus !== undefined && !/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(serverCpus)) throw new Error(`--server-cpus wants a CPU list like 0-3 or 0,2, got '${serverCpus}'`);
   options = {
     scale,
     datatype,
+    ...(serverCpus !== undefined ? { serverCpus } : {}),
     soakSeconds: args['soak-seconds'] !== undefined ? positive('soak-seconds', args['soak-seconds']) : Math.max(10, 60 * scale),
     serverEnv,
     rejectP99Ms: positive('reject-p99-ms', args['reject-p99-ms']),

@@ -10,6 +10,12 @@ import type { Tally } from './stats.ts';
 export interface ChaosOptions {
   /** Multiplies every scenario's duration (0.1 for a quick look; 1 for the issue's numbers). */
   scale: number;
+  /**
+   * CPUs the server (and its workers) may use, as for taskset -c; pin the runner elsewhere
+   * (`taskset -c 8-15 npm run test:chaos -- --server-cpus 0-3`) so the load generator does not
+   * compete with the server, which a 2-core machine cannot avoid.
+   */
+  serverCpus?: string;
   /** Pixels each request carries: FP32 (default) or UINT8 (4× fewer bytes to send and parse). */
   datatype: 'FP32' | 'UINT8';
   /** Soak length; default 60 s × scale. */
@@ -101,7 +107,7 @@ export class Context {
   }
 
   async startServer(label: string, env: Record<string, string> = {}): Promise<ServerProcess> {
-    const server = await ServerProcess.start(label, { MODEL_REPOSITORY: this.model.repository, ...this.options.serverEnv, ...env }, this.options.logDir);
+    const server = await ServerProcess.start(label, { MODEL_REPOSITORY: this.model.repository, ...this.options.serverEnv, ...env }, this.options.logDir, this.options.serverCpus);
     if (!this.model.shape) {
       const { status, body } = await httpGet(server.httpPort, `/v2/models/${this.model.name}`);
       if (status !== 200) throw new Error(`model ${this.model.name}: metadata answered ${status} ${body.slice(0, 200)}`);

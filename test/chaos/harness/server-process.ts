@@ -86,14 +86,17 @@ export class ServerProcess {
    * Starts `node --import tsx --import server-hooks.mjs src/main.ts`, logging to
    * `<logDir>/<label>.log` (and `.stderr.log`), and waits for its 'ready' line.
    */
-  static start(label: string, env: Record<string, string>, logDir: string, startTimeoutMs = 180_000): Promise<ServerProcess> {
+  static start(label: string, env: Record<string, string>, logDir: string, cpus?: string, startTimeoutMs = 180_000): Promise<ServerProcess> {
     const logFile = path.join(logDir, `${label}.log`);
     const stderrFile = path.join(logDir, `${label}.stderr.log`);
     const out = openSync(logFile, 'w');
     const err = openSync(stderrFile, 'w');
     let child: ChildProcess;
     try {
-      child = spawn(process.execPath, [...(process.env.CHAOS_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? []), '--import', 'tsx', '--import', HOOKS, 'src/main.ts'], {
+      const node = [process.execPath, ...(process.env.CHAOS_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? []), '--import', 'tsx', '--import', HOOKS, 'src/main.ts'];
+      // taskset execs node: the pid is the server's, and its worker processes inherit the CPUs.
+      const command = cpus ? ['taskset', '-c', cpus, ...node] : node;
+      child = spawn(command[0] as string, command.slice(1), {
         cwd: ROOT,
         stdio: ['ignore', out, err, 'ipc'],
         env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2', HOST: '127.0.0.1', HTTP_PORT: '0', GRPC_PORT: '0', LOG_LEVEL: 'info', ...env },
