@@ -35,7 +35,8 @@ export interface EngineOptions {
   /**
    * What runs a model's batches in a worker (see runner.ts): 'fused' tfjs ops (when unset; the
    * service's ENGINE_EXECUTOR defaults to onnxruntime), the tfjs 'layers' predict, or
-   * 'onnxruntime'. The TF runtime itself is loaded for all three.
+   * 'onnxruntime' (whose workers build networks on the pure-JS backend and load native
+   * TensorFlow only for a model that needs it: see worker-main.ts).
    */
   executor?: ExecutorName;
   /** Threads of one onnxruntime session (each worker's session has its own pool). */
@@ -76,6 +77,16 @@ export async function initEngine(options: EngineOptions): Promise<EngineInfo> {
     await setBackend(options.backend);
     loaded = { backend: options.backend, tfjsVersion: tf.version.tfjs, tensorflowVersion: undefined };
   }
+  return loaded;
+}
+
+/**
+ * Moves a process (or worker thread) that started on the pure-JS backend to native TensorFlow.
+ * An onnxruntime worker starts on 'cpu' because it only builds networks to export them, and
+ * switches when it meets a model that only tfjs can run. Tensors made before stay on 'cpu'.
+ */
+export async function upgradeToNative(options: EngineOptions): Promise<EngineInfo> {
+  if (loaded?.backend !== 'tensorflow') loaded = await loadNative(options);
   return loaded;
 }
 

@@ -3,7 +3,7 @@
 // event loop (tfjs-node ops are synchronous).
 import { readFile } from 'node:fs/promises';
 import { parentPort, workerData } from 'node:worker_threads';
-import { initEngine, tf, type LayersModel } from '../../densenet/tf-runtime.ts';
+import { initEngine, tf, upgradeToNative, type LayersModel } from '../../densenet/tf-runtime.ts';
 import {
   buildDenseNet, fusedRunner, layersRunner, loadLayersModel, loadTorchvisionWeights, onnxRunner,
   type DenseNetModel, type DenseNetRunner, type ExecutorName,
@@ -90,6 +90,13 @@ async function createRunner(spec: LoadSpec): Promise<DenseNetRunner> {
     }
   } else {
     const loaded = await loadLayersModel(spec.weightsPath);
+    if (!loaded.densenet && executor === 'onnxruntime' && tf.getBackend() !== 'tensorflow') {
+      // Not a network of ours, so it cannot be exported: tfjs runs it, on native TensorFlow.
+      loaded.layersModel.dispose();
+      await upgradeToNative(init.engine);
+      const reloaded = await loadLayersModel(spec.weightsPath);
+      return guard(() => layersRunner(reloaded.layersModel), reloaded.layersModel);
+    }
     if (!loaded.densenet || executor === 'layers') return guard(() => layersRunner(loaded.layersModel), loaded.layersModel);
     densenet = loaded.densenet;
   }
@@ -171,6 +178,9 @@ async function handle(message: ToWorker): Promise<void> {
   }
 }
 
-const info = await initEngine({ ...init.engine });
+// An onnxruntime worker builds each network only to export it to ONNX; ONNX Runtime computes.
+// The pure-JS backend is enough for that and spares loading native TensorFlow: 75 vs 365 MiB
+// RSS per worker process, measured. A model that needs tfjs to run switches it (createRunner).
+const info = await initEngine(executor === 'onnxruntime' ? { ...init.engine, backend: 'cpu' } : init.engine);
 parent.onMessage((message) => void handle(message));
 send({ type: 'ready', backend: info.backend, tensorflowVersion: info.tensorflowVersion, priority });
