@@ -21,6 +21,8 @@ export interface InferenceWorkerOptions {
   logger: Logger;
   /** Called once when the worker is gone for any reason (crash, hang, terminate). */
   onLost: (worker: InferenceWorker, reason: string) => void;
+  /** Aborted: a worker still starting is killed and start() rejects (the pool is closing). */
+  signal?: AbortSignal;
 }
 
 export function workerLost(workerId: string, reason: string): ServeError {
@@ -64,12 +66,25 @@ export class InferenceWorker {
     channel.onError((err) => {
       failStart(err);
       worker.lose(`crashed: ${err.message}`);
+      // A child process's 'error' can also be a failed send while it still runs: make sure the
+      // worker given up on is gone (for a thread that already ended this is a no-op).
+      void channel.kill();
     });
     channel.onExit((how) => {
       failStart(new Error(`${how} while starting`));
       worker.lose(how);
     });
-    await ready;
+    const abort = () => {
+      failStart(new Error('the pool closed while the worker was starting'));
+      void worker.terminate();
+    };
+    if (options.signal?.aborted) abort();
+    options.signal?.addEventListener('abort', abort, { once: true });
+    try {
+      await ready;
+    } finally {
+      options.signal?.removeEventListener('abort', abort);
+    }
     return worker;
   }
 

@@ -62,7 +62,8 @@ function threadChannel(init: WorkerInit): WorkerChannel {
 
 function processChannel(init: WorkerInit): WorkerChannel {
   const child: ChildProcess = fork(fileURLToPath(ENTRY), [], {
-    // Not the parent's flags: a preloaded hook or inspector port must not follow into workers.
+    // Not the parent's command-line flags (a preloaded hook, an inspector port); NODE_OPTIONS,
+    // being environment, does follow.
     execArgv: [],
     env: { ...process.env, [WORKER_INIT_ENV]: JSON.stringify(init) },
     serialization: 'advanced', // structured clone: Float32Arrays arrive as Float32Arrays

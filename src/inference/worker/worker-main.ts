@@ -33,9 +33,17 @@ function connectToParent(): ParentLink {
   if (!process.send || !encoded) throw new Error('worker-main must run in a worker thread or a forked worker process');
   // The server is gone (even SIGKILLed): a worker process must not outlive it.
   process.on('disconnect', () => process.exit(0));
+  // The server decides when a worker stops. Ctrl-C in a terminal, or a SIGTERM sent to the
+  // whole process group (systemd), reaches the workers too: they must go on serving while the
+  // server drains, and exit when it disconnects or kills them.
+  process.on('SIGINT', () => undefined);
+  process.on('SIGTERM', () => undefined);
   return {
     init: JSON.parse(encoded) as WorkerInit,
-    send: (message) => void process.send?.(message),
+    // A send that fails means the server is gone (the channel closed under it): stop quietly.
+    send: (message) => void process.send?.(message, undefined, {}, (err: Error | null) => {
+      if (err) process.exit(0);
+    }),
     onMessage: (listener) => process.on('message', (message) => listener(message as ToWorker)),
   };
 }
@@ -90,7 +98,7 @@ async function createRunner(spec: LoadSpec): Promise<DenseNetRunner> {
     }
   } else {
     const loaded = await loadLayersModel(spec.weightsPath);
-    if (!loaded.densenet && executor === 'onnxruntime' && tf.getBackend() !== 'tensorflow') {
+    if (!loaded.densenet && onnxOnCpu() && tf.getBackend() !== 'tensorflow') {
       // Not a network of ours, so it cannot be exported: tfjs runs it, on native TensorFlow.
       loaded.layersModel.dispose();
       await upgradeToNative(init.engine);
@@ -112,6 +120,14 @@ async function createRunner(spec: LoadSpec): Promise<DenseNetRunner> {
         densenet.layersModel.dispose();
       }
   }
+}
+
+/**
+ * An onnxruntime worker of a server configured for native TensorFlow starts on the pure-JS
+ * backend (see the end of this file). With a development backend (wasm, cpu) it keeps that one.
+ */
+function onnxOnCpu(): boolean {
+  return executor === 'onnxruntime' && init.engine.backend === 'tensorflow';
 }
 
 function guard(make: () => DenseNetRunner, model: LayersModel): DenseNetRunner {
@@ -181,6 +197,6 @@ async function handle(message: ToWorker): Promise<void> {
 // An onnxruntime worker builds each network only to export it to ONNX; ONNX Runtime computes.
 // The pure-JS backend is enough for that and spares loading native TensorFlow: 75 vs 365 MiB
 // RSS per worker process, measured. A model that needs tfjs to run switches it (createRunner).
-const info = await initEngine(executor === 'onnxruntime' ? { ...init.engine, backend: 'cpu' } : init.engine);
+const info = await initEngine(onnxOnCpu() ? { ...init.engine, backend: 'cpu' } : init.engine);
 parent.onMessage((message) => void handle(message));
 send({ type: 'ready', backend: info.backend, tensorflowVersion: info.tensorflowVersion, priority });

@@ -46,6 +46,8 @@ export class WorkerPool {
   private readonly slots: Slot[];
   private readonly specs = new Map<string, LoadSpec>();
   private closed = false;
+  /** Aborted by close(): kills workers still starting, which close() cannot otherwise reach. */
+  private readonly closing = new AbortController();
   private generation = 0;
   restarts = 0;
   readonly isolation: WorkerIsolation;
@@ -127,6 +129,7 @@ export class WorkerPool {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.closing.abort();
     await Promise.all(this.slots.map((slot) => slot.worker?.terminate()));
   }
 
@@ -141,9 +144,10 @@ export class WorkerPool {
       hangTimeoutMs: this.options.hangTimeoutMs,
       logger: this.options.logger,
       onLost: (lost, reason) => this.onLost(slot, lost, reason),
+      signal: this.closing.signal,
     });
     if (this.closed) {
-      // close() ran while this replacement was starting: it never saw this worker.
+      // close() ran just as this replacement became ready: it never saw this worker.
       await worker.terminate();
       return;
     }
@@ -152,6 +156,8 @@ export class WorkerPool {
       const spec = this.specs.get(key);
       if (!spec) continue;
       await worker.load(spec, this.options.loadTimeoutMs).catch((err: Error) => {
+        // The worker died while reloading: its replacement will try again.
+        if (!worker.isAlive) return;
         // The model stays served by the other slots holding it; readiness counts holders.
         slot.keys.delete(key);
         this.options.logger.error({ workerId: worker.id, model: key, err: err.message }, 'replacement worker could not reload a model');
@@ -169,6 +175,7 @@ export class WorkerPool {
     this.options.logger.warn({ workerId: worker.id, reason, restarts: this.restarts }, 'replacing inference worker');
     const retry = (): void => {
       this.startSlot(slot).catch((err: Error) => {
+        if (this.closed) return; // close() killed it while it was starting
         this.options.logger.error({ slot: slot.index, err: err.message }, 'replacement worker failed to start; retrying');
         if (!this.closed) setTimeout(retry, this.options.restartBackoffMs);
       });

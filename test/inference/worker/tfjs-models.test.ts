@@ -70,3 +70,25 @@ describe('tfjs models in an onnxruntime worker process', () => {
     expectLogitsClose((await worker.run('ours:1', [image])).outputs[0]!, expected);
   });
 });
+
+describe('tfjs models in an onnxruntime worker process of a development backend', () => {
+  it('runs a tfjs model it cannot export on the configured backend, without loading native TensorFlow', async () => {
+    const devPool = new WorkerPool(
+      {
+        size: 1, hangTimeoutMs: 60_000, loadTimeoutMs: 60_000, restartBackoffMs: 50, logger: silentLogger,
+        engine: { backend: 'cpu', intraOpThreads: 1, interOpThreads: 1, executor: 'onnxruntime', sessionThreads: 1 },
+      },
+      { onWorkerReady: () => undefined, onWorkerLost: () => undefined },
+    );
+    try {
+      await devPool.start();
+      const worker = devPool.workers[0]!;
+      const info = await devPool.load(spec('foreign'));
+      expect(info.executor).toBe('layers');
+      expectLogitsClose((await worker.run('foreign:1', [image])).outputs[0]!, expected);
+      expect(nativeLoaded(worker.pid!)).toBe(false);
+    } finally {
+      await devPool.close();
+    }
+  }, 60_000);
+});

@@ -99,6 +99,59 @@ describe('worker isolation', () => {
   }, 120_000);
 });
 
+/** Child processes of this process, from every thread's children list. */
+function childPids(): Set<number> {
+  const pids = new Set<number>();
+  for (const tid of readdirSync(`/proc/${process.pid}/task`)) {
+    const list = readFileSync(`/proc/${process.pid}/task/${tid}/children`, 'utf8').trim();
+    for (const pid of list ? list.split(' ') : []) pids.add(Number(pid));
+  }
+  return pids;
+}
+
+describe('worker processes and the server\'s lifecycle', () => {
+  const poolOf = () => new WorkerPool(
+    {
+      size: 2, isolation: 'process', hangTimeoutMs: 60_000, loadTimeoutMs: 60_000, restartBackoffMs: 50, logger: silentLogger,
+      engine: { backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1, executor: 'onnxruntime', sessionThreads: 1 },
+    },
+    { onWorkerReady: () => undefined, onWorkerLost: () => undefined },
+  );
+
+  it('ignore SIGINT and SIGTERM (a Ctrl-C or a process-group SIGTERM): the server decides when they stop', async () => {
+    const pool = poolOf();
+    try {
+      await pool.start();
+      const workers = pool.workers;
+      for (const w of workers) {
+        process.kill(w.pid!, 'SIGINT');
+        process.kill(w.pid!, 'SIGTERM');
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(pool.workers).toEqual(workers);
+      expect(workers.every((w) => w.isAlive && isRunning(w.pid!))).toBe(true);
+      expect(pool.restarts).toBe(0);
+    } finally {
+      await pool.close();
+    }
+  }, 60_000);
+
+  it('close() while workers are still starting leaves no worker process behind', async () => {
+    const before = childPids();
+    const pool = poolOf();
+    const starting = pool.start().then(() => 'started', (err: Error) => err.message);
+    await new Promise((resolve) => setTimeout(resolve, 200)); // forked, not yet ready
+    const forked = [...childPids()].filter((pid) => !before.has(pid));
+    expect(forked.length).toBeGreaterThanOrEqual(1);
+    await pool.close();
+    // Killed at once, not when they would have become ready (seconds later) and been noticed.
+    const deadline = Date.now() + 1000;
+    while (forked.some(isRunning) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(forked.filter(isRunning)).toEqual([]);
+    expect(await starting).toBe('the pool closed while the worker was starting');
+  }, 60_000);
+});
+
 /** Nice value of every thread of a process, from field 19 of /proc/<pid>/task/<tid>/stat. */
 function threadNices(pid: number): Map<number, number> {
   const nices = new Map<number, number>();
