@@ -39,6 +39,9 @@ export async function onnxRunner(model: DenseNetModel, options: OnnxRunnerOption
     // 0 would mean "one thread per core" to ORT; our pool sizes threads explicitly.
     intraOpNumThreads: Math.max(1, options.intraOpThreads),
     interOpNumThreads: 1,
+    // The CPU arena stays on (ORT's default): without it a 1-thread DenseNet-121 session ran
+    // batch 8 at 15 img/s instead of 29, to save ~110 MiB (measured 2026-11-28).
+    enableCpuMemArena: true,
   });
   const [inputName] = session.inputNames;
   const [outputName] = session.outputNames;
