@@ -15,9 +15,9 @@ export function resolveModel(deps: Pick<HttpDeps, 'service' | 'config'>) {
       : parseInput(ModelRefParams, request.params, 'params');
     request.edge.model = ref.model;
     request.edge.version = ref.version;
-    deps.service.metadata(ref.model, ref.version); // throws MODEL_NOT_FOUND / INVALID_INPUT
-    // Under overload most requests end here: reading, buffering and parsing their bodies would
-    // take the event loop from the requests that get in (docs/reliability.md, overload).
-    deps.service.admit(ref.model, ref.version); // throws QUEUE_FULL / MODEL_NOT_READY / SHUTTING_DOWN
+    // Throws MODEL_NOT_FOUND, MODEL_NOT_READY, QUEUE_FULL or SHUTTING_DOWN. Under overload most
+    // requests end here: reading, buffering and parsing their bodies would take the event loop
+    // from the requests that get in (docs/reliability.md, overload).
+    deps.service.admit(ref.model, ref.version);
   };
 }
