@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readTreeMemory, type ProcessTreeMemory } from '../../test/helpers/process-memory.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -23,12 +24,8 @@ export interface ServerOptions {
   waitFor?: 'ready' | 'live';
 }
 
-export interface ServerMemory {
-  /** Resident set size now, KiB. */
-  rssKiB: number;
-  /** Peak resident set size so far (VmHWM), KiB. */
-  peakKiB: number;
-}
+/** Resident memory of the server and its worker processes (test/helpers/process-memory.ts). */
+export type ServerMemory = ProcessTreeMemory;
 
 export interface ServerHandle {
   pid: number;
@@ -50,31 +47,6 @@ async function freePort(): Promise<number> {
   server.close();
   await once(server, 'close');
   return port;
-}
-
-/**
- * Resident memory of the server and its descendants (onnxruntime workers are child processes),
- * i.e. the whole service. peakKiB sums each process's own high-water mark.
- */
-export async function readMemory(pid: number): Promise<ServerMemory> {
-  let rssKiB = 0;
-  let peakKiB = 0;
-  for (const id of await processTree(pid)) {
-    const status = await readFile(`/proc/${id}/status`, 'utf8').catch(() => '');
-    if (!status) continue; // exited between the listing and the read
-    const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
-    rssKiB += field('VmRSS');
-    peakKiB += field('VmHWM');
-  }
-  return { rssKiB: rssKiB || Number.NaN, peakKiB: peakKiB || Number.NaN };
-}
-
-/** pid and all its descendants, from the kernel's per-thread children lists. */
-async function processTree(pid: number): Promise<number[]> {
-  const children = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
-  const ids = children.split(' ').filter((s) => s.trim() !== '').map(Number);
-  const below = await Promise.all(ids.map(processTree));
-  return [pid, ...below.flat()];
 }
 
 async function logTail(file: string): Promise<string> {
@@ -130,7 +102,7 @@ export async function startServerProcess(options: ServerOptions): Promise<Server
     baseUrl,
     grpcAddress: `127.0.0.1:${grpcPort}`,
     settings,
-    memory: () => readMemory(pid),
+    memory: () => readTreeMemory(pid),
     async stop() {
       if (exited) return;
       child.kill('SIGTERM');

@@ -163,14 +163,8 @@ export class Clients {
     const id = `chaos-${nextRequest++}`;
     const sentAt = performance.now();
     return new Promise((resolve) => {
-      let settled = false;
       const timers: NodeJS.Timeout[] = [];
-      const done = (outcome: Outcome, code: string): void => {
-        if (settled) return;
-        settled = true;
-        for (const t of timers) clearTimeout(t);
-        resolve({ id, transport: 'http', outcome, code, sentAt, ms: performance.now() - sentAt });
-      };
+      const done = settleOnce({ id, transport: 'http', sentAt }, timers, resolve);
       const req = http.request({
         host: '127.0.0.1', port: this.target.httpPort, method: 'POST', path: `/v2/models/${this.target.model}/infer`, agent: this.agent,
         headers: {
@@ -218,14 +212,8 @@ export class Clients {
     metadata.set('x-request-id', id);
     const sentAt = performance.now();
     return new Promise((resolve) => {
-      let settled = false;
       const timers: NodeJS.Timeout[] = [];
-      const done = (outcome: Outcome, code: string): void => {
-        if (settled) return;
-        settled = true;
-        for (const t of timers) clearTimeout(t);
-        resolve({ id, transport: 'grpc', outcome, code, sentAt, ms: performance.now() - sentAt });
-      };
+      const done = settleOnce({ id, transport: 'grpc', sentAt }, timers, resolve);
       const client = this.grpcClients[this.nextChannel++ % this.grpcClients.length] as GRPCInferenceServiceClient;
       const call = client.ModelInfer(request, metadata, (err: grpc.ServiceError | null) => {
         if (!err) {
@@ -239,6 +227,19 @@ export class Clients {
       armTimers(timers, options, done, () => call.cancel());
     });
   }
+}
+
+/** A request's one outcome: the first call wins, clears the request's timers and resolves. */
+function settleOnce(
+  request: Pick<RequestResult, 'id' | 'transport' | 'sentAt'>, timers: NodeJS.Timeout[], resolve: (result: RequestResult) => void,
+): (outcome: Outcome, code: string) => void {
+  let settled = false;
+  return (outcome, code) => {
+    if (settled) return;
+    settled = true;
+    for (const t of timers) clearTimeout(t);
+    resolve({ ...request, outcome, code, ms: performance.now() - request.sentAt });
+  };
 }
 
 /** The client-side cancel (when asked for) and the "lost" bound, both of which abort the call. */

@@ -16,8 +16,6 @@ export interface WorkerSnapshot {
   /** Engine tensors in the worker after its last batch. */
   tensors: number;
   isolation: 'thread' | 'process';
-  /** Resident bytes of a worker process (0 for a thread, whose memory is the server's). */
-  rss: number;
 }
 
 export type ChaosReply =

@@ -16,9 +16,9 @@
 //   hang             — the worker is made to spin (the existing 'stall' message, posted straight
 //                      to it so the main-thread handle does not know): the next batch it is
 //                      given sits behind the spin, and the per-batch watchdog must notice.
-import { readFileSync } from 'node:fs';
 import { InferenceWorker } from '../../../src/inference/worker/inference-worker.ts';
 import type { WorkerChannel } from '../../../src/inference/worker/worker-channel.ts';
+import { readTreeMemory } from '../../helpers/process-memory.ts';
 import type { ChaosReply, ChaosRequest, WorkerSnapshot } from './ipc.ts';
 
 if (typeof process.send !== 'function') {
@@ -38,17 +38,6 @@ function channelOf(worker: InferenceWorker): WorkerChannel {
   return (worker as unknown as { channel: WorkerChannel }).channel;
 }
 
-/** Resident memory of a worker process (0 for a thread: its memory is the server's). */
-function workerRss(worker: InferenceWorker): number {
-  if (worker.isolation !== 'process' || worker.pid === undefined) return 0;
-  try {
-    const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${worker.pid}/status`, 'utf8'))?.[1];
-    return kb ? Number(kb) * 1024 : 0;
-  } catch {
-    return 0; // it just exited
-  }
-}
-
 function live(): InferenceWorker[] {
   return started.filter((w) => w.isAlive);
 }
@@ -61,7 +50,7 @@ function victim(): InferenceWorker | undefined {
 
 function snapshot(): WorkerSnapshot[] {
   return live().map((w) => ({
-    id: w.id, busy: !w.isIdle, models: [...w.models.keys()], tensors: w.lastTensorCount, isolation: w.isolation, rss: workerRss(w),
+    id: w.id, busy: !w.isIdle, models: [...w.models.keys()], tensors: w.lastTensorCount, isolation: w.isolation,
   }));
 }
 
@@ -80,13 +69,12 @@ function openHandles(): string[] {
   return [...counts].map(([label, n]) => `${n}× ${label}`);
 }
 
-function handle(request: ChaosRequest): ChaosReply {
+async function handle(request: ChaosRequest): Promise<ChaosReply> {
   switch (request.cmd) {
     case 'stats': {
-      const memory = process.memoryUsage();
-      const workers = snapshot();
-      const rss = memory.rss + workers.reduce((sum, w) => sum + w.rss, 0);
-      return { id: request.id, ok: true, rss, heapUsed: memory.heapUsed, workers, started: started.length };
+      // The whole service: this process and its worker processes (none for worker threads).
+      const { rssKiB } = await readTreeMemory(process.pid);
+      return { id: request.id, ok: true, rss: rssKiB * 1024, heapUsed: process.memoryUsage().heapUsed, workers: snapshot(), started: started.length };
     }
     case 'kill': {
       const targets = request.all ? live() : [victim()].filter((w): w is InferenceWorker => w !== undefined);
@@ -107,10 +95,10 @@ function handle(request: ChaosRequest): ChaosReply {
   }
 }
 
-process.on('message', (message: ChaosRequest) => {
+process.on('message', async (message: ChaosRequest) => {
   let reply: ChaosReply;
   try {
-    reply = handle(message);
+    reply = await handle(message);
   } catch (err) {
     reply = { id: message.id, ok: false, error: (err as Error).message };
   }
