@@ -10,9 +10,16 @@ const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128];
 
 export type Transport = 'http' | 'grpc';
 
+/** The label value of every model name the server does not hold (unknown, misspelt, hostile). */
+export const UNKNOWN_MODEL_LABEL = '_unknown';
+
 export interface ServiceMetrics {
   readonly registry: Registry;
-  /** One finished request at a transport edge. */
+  /**
+   * One finished request at a transport edge. `model` is whatever the client named: it becomes a
+   * label value only if a model of that name is loaded, else UNKNOWN_MODEL_LABEL, so no client
+   * string can mint a series. '' (calls about no model, e.g. ServerLive) stays ''.
+   */
   observeRequest(transport: Transport, model: string, outcome: string, seconds: number): void;
   /** Stops listening to the inference service. */
   close(): void;
@@ -85,11 +92,15 @@ export function createMetrics(service: InferenceService): ServiceMetrics {
     },
   });
 
+  const modelLabel = (model: string): string =>
+    model === '' || service.listModels().some((m) => m.name === model) ? model : UNKNOWN_MODEL_LABEL;
+
   return {
     registry,
     observeRequest(transport, model, outcome, seconds) {
-      requests.inc({ transport, model, outcome });
-      requestDuration.observe({ transport, model }, seconds);
+      const label = modelLabel(model);
+      requests.inc({ transport, model: label, outcome });
+      requestDuration.observe({ transport, model: label }, seconds);
     },
     close: unsubscribe,
   };

@@ -7,6 +7,7 @@ import { ServeError } from '../../errors.ts';
 import type { RequestOptions } from '../../inference/index.ts';
 import type { HttpDeps } from './deps.ts';
 import { outcomeOf } from './error-status.ts';
+import { UNKNOWN_MODEL_LABEL } from '../metrics.ts';
 
 export interface EdgeContext {
   /** performance.now() when the request arrived: deadlines count from here. */
@@ -44,7 +45,7 @@ export function requestOptions(
 }
 
 export function installRequestLifecycle(app: FastifyInstance, deps: HttpDeps): void {
-  const { lifecycle, metrics, service } = deps;
+  const { lifecycle, metrics } = deps;
   app.decorateRequest('edge', null as unknown as EdgeContext);
 
   const finish = (request: FastifyRequest, status: number): void => {
@@ -53,9 +54,8 @@ export function installRequestLifecycle(app: FastifyInstance, deps: HttpDeps): v
     edge.finished = true;
     const seconds = (performance.now() - edge.startedAt) / 1000;
     const config = request.routeOptions.config;
-    // Only loaded models become label values: a client must not mint metric series at will.
-    const known = edge.model !== undefined && service.listModels().some((m) => m.name === edge.model);
-    if (config.inference) metrics.observeRequest('http', known ? edge.model! : '_unknown', outcomeOf(status), seconds);
+    // The metrics map names of models not loaded to one label value.
+    if (config.inference) metrics.observeRequest('http', edge.model ?? UNKNOWN_MODEL_LABEL, outcomeOf(status), seconds);
     const level = config.quiet && status < 400 ? 'debug' : 'info';
     request.log[level]({
       method: request.method,
