@@ -37,6 +37,8 @@ export interface WorkerPoolEvents {
 interface Slot {
   index: number;
   worker?: InferenceWorker;
+  /** The worker has (re)loaded the slot's models and takes batches. */
+  ready: boolean;
   /** Model keys this slot holds; a replacement worker reloads them. */
   keys: Set<string>;
   lastStart: number;
@@ -53,7 +55,7 @@ export class WorkerPool {
   readonly isolation: WorkerIsolation;
 
   constructor(private readonly options: WorkerPoolOptions, private readonly events: WorkerPoolEvents) {
-    this.slots = Array.from({ length: options.size }, (_, index) => ({ index, keys: new Set<string>(), lastStart: 0 }));
+    this.slots = Array.from({ length: options.size }, (_, index) => ({ index, ready: false, keys: new Set<string>(), lastStart: 0 }));
     this.isolation = resolveIsolation(options.isolation ?? 'auto', options.engine.executor ?? 'fused');
   }
 
@@ -72,8 +74,12 @@ export class WorkerPool {
     await Promise.all(this.slots.map((slot) => this.startSlot(slot)));
   }
 
+  /**
+   * Workers that take batches: alive and done reloading their slot's models. A replacement
+   * still reloading is not one of them (a batch for a model it has not reloaded yet would fail).
+   */
   get workers(): InferenceWorker[] {
-    return this.slots.flatMap((s) => (s.worker?.isAlive ? [s.worker] : []));
+    return this.slots.flatMap((s) => (s.ready && s.worker?.isAlive ? [s.worker] : []));
   }
 
   /** Live workers that hold `key`. */
@@ -163,12 +169,16 @@ export class WorkerPool {
         this.options.logger.error({ workerId: worker.id, model: key, err: err.message }, 'replacement worker could not reload a model');
       });
     }
-    if (worker.isAlive && !this.closed) this.events.onWorkerReady(worker);
+    if (worker.isAlive && !this.closed) {
+      slot.ready = true;
+      this.events.onWorkerReady(worker);
+    }
   }
 
   private onLost(slot: Slot, worker: InferenceWorker, reason: string): void {
     if (slot.worker !== worker) return;
     slot.worker = undefined;
+    slot.ready = false;
     this.events.onWorkerLost(worker, reason);
     if (this.closed) return;
     this.restarts++;
