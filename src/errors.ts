@@ -51,3 +51,8 @@ export class ServeError extends Error {
 export function isServeError(err: unknown): err is ServeError {
   return err instanceof ServeError;
 }
+
+/** INVALID_INPUT naming the field at fault: `inputs[0].shape: …`. */
+export function invalidInput(field: string, message: string, details: Record<string, unknown> = {}): ServeError {
+  return new ServeError('INVALID_INPUT', `${field}: ${message}`, { field, ...details });
+}

@@ -7,13 +7,15 @@ export {
   type ClassifyResult,
   type InferResult,
   type InferenceServiceOptions,
+  type ModelDescription,
   type ModelMetadata,
   type ModelState,
   type ModelVersionStatus,
   type RequestOptions,
   type TensorSpec,
 } from './inference-service.ts';
+export type { ExecutorName } from '../densenet/index.ts';
 export type { RepositoryEntry } from './repository/model-repository.ts';
 export type { BatchObserver, ItemOutcome, ItemStage } from './batching/index.ts';
-export { DEFAULT_IMAGE_LIMITS, type ImageLimits, type TensorLayout } from './preprocess/index.ts';
+export { DEFAULT_IMAGE_LIMITS, type ImageLimits, type ModelInputSpec, type TensorLayout } from './preprocess/index.ts';
 export { softmax, topK, type Prediction } from './top-k.ts';

@@ -3,6 +3,7 @@
 // nothing in this file knows about HTTP or gRPC.
 import { ServeError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import type { ExecutorName } from '../densenet/index.ts';
 import type { EngineOptions } from '../densenet/tf-runtime.ts';
 import { Dispatcher, type BatchObserver, type Executor } from './batching/index.ts';
 import {
@@ -60,6 +61,24 @@ export interface ModelMetadata {
   maxBatchSize: number;
 }
 
+/** A servable model version as the protocols describe it; nothing here is protocol vocabulary. */
+export interface ModelDescription {
+  name: string;
+  version: string;
+  /** Every version of the model the server holds, oldest first. */
+  versions: string[];
+  /** The network's input, one image (the batch dimension is free up to maxBatchSize). */
+  input: ModelInputSpec;
+  labels: readonly string[];
+  maxBatchSize: number;
+  maxQueueDelayMs: number;
+  preferredBatchSizes: readonly number[];
+  /** Workers holding the model. */
+  instances: number;
+  /** What runs its batches in the workers (known once loaded). */
+  executor: ExecutorName | undefined;
+}
+
 export interface RequestOptions {
   version?: string;
   /** Absolute time on performance.now()'s clock after which the answer is useless. */
@@ -91,6 +110,7 @@ interface LoadedVersion {
   descriptor: ModelDescriptor;
   input: ModelInputSpec;
   preprocess: PreprocessSpec;
+  executor?: ExecutorName;
   state: ModelState;
   reason?: string;
 }
@@ -205,6 +225,29 @@ export class InferenceService {
     };
   }
 
+  /** The requested (or newest) version; MODEL_NOT_FOUND names what is missing. */
+  describe(name: string, version?: string): ModelDescription {
+    const v = this.get(name, version);
+    const { batching } = v.descriptor.manifest;
+    return {
+      name,
+      version: v.version,
+      versions: this.versionsOf(name).map((x) => x.version),
+      input: { ...v.input },
+      labels: v.descriptor.labels,
+      maxBatchSize: batching.maxBatchSize,
+      maxQueueDelayMs: batching.maxQueueDelayMs,
+      preferredBatchSizes: batching.preferredBatchSizes ?? [],
+      instances: this.pool.holders(v.key),
+      executor: v.executor,
+    };
+  }
+
+  /** Whether a model of this name is loaded (any version, any state). */
+  hasModel(name: string): boolean {
+    return [...this.versions.values()].some((v) => v.name === name);
+  }
+
   /** (Re)loads a model's versions from the repository, warming every batch size. */
   load(name: string): Promise<void> {
     assertModelName(name);
@@ -240,7 +283,7 @@ export class InferenceService {
           }
           this.dispatcher.setModel(key, manifest.batching);
           for (const [size, ms] of Object.entries(info.warmLatencyMs)) this.dispatcher.observeLatency(key, Number(size), ms);
-          this.versions.set(key, { ...version, input: { height, width, channels }, state: 'READY' });
+          this.versions.set(key, { ...version, input: { height, width, channels }, executor: info.executor, state: 'READY' });
           this.log.info({ model: name, version: files.version, warmLatencyMs: info.warmLatencyMs }, 'model ready');
         } catch (err) {
           if (!previous) this.versions.set(key, { ...version, state: 'UNAVAILABLE', reason: (err as Error).message });

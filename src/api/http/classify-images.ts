@@ -5,7 +5,7 @@
 import type { FastifyRequest } from 'fastify';
 import { ServeError } from '../../errors.ts';
 import type { Config } from '../../config.ts';
-import { decodeBase64 } from './base64.ts';
+import { decodeBase64 } from '../oip/base64.ts';
 import { checkDeclaredLength, tooLarge } from './body-reader.ts';
 import { ClassifyJsonBody } from './schemas.ts';
 import { parseInput } from './validation.ts';

@@ -3,7 +3,7 @@
 // Data comes from JSON `data` (flat or nested) or from the binary data extension.
 import { ServeError } from '../../errors.ts';
 import type { ModelMetadata, TensorLayout } from '../../inference/index.ts';
-import { decodeBase64 } from './base64.ts';
+import { decodeBase64 } from '../oip/base64.ts';
 import { BinaryReader, float32FromBytes, readBytesElements } from './binary-data.ts';
 import type { InferRequest } from './schemas.ts';
 

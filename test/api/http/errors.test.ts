@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { ERROR_CODES, ServeError, type ErrorCode } from '../../../src/errors.ts';
 import { HTTP_ERRORS, toHttpError } from '../../../src/api/http/error-status.ts';
-import { decodeBase64 } from '../../../src/api/http/base64.ts';
+import { decodeBase64 } from '../../../src/api/oip/base64.ts';
 import { BinaryReader, bytesElementsToBuffer, composeBinaryResponse, float32FromBytes, readBytesElements, splitBody } from '../../../src/api/http/binary-data.ts';
 
 function codeOf(fn: () => unknown): string | undefined {
