@@ -3,10 +3,10 @@
 // succeeding and failing requests on both transports, then against a worker SIGKILLed from
 // outside. Deltas (not absolute values) make the checks independent of anything else the
 // server did before, such as start-up.
-import { readFileSync, readdirSync } from 'node:fs';
 import type { PromMetrics } from 'prom2javascript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, failure, grpcClients, startRealServer, type GrpcClients, type RealServer } from '../security/real-server.ts';
+import { childPids, isRunning, newChildren } from '../helpers/child-processes.ts';
 import { histogram, sample, scrape, type Labels } from '../helpers/prometheus.ts';
 import { noisePng } from '../helpers/random.ts';
 import { multipartBody } from './http/harness.ts';
@@ -14,25 +14,6 @@ import { multipartBody } from './http/harness.ts';
 const MODEL = 'tiny';
 const KEY = 'tiny:1'; // the batcher's metrics are labelled name:version
 const PIXELS = 16 * 16 * 3;
-
-/** Child processes of this process (worker processes of the server started here). */
-function childPids(): Set<number> {
-  const pids = new Set<number>();
-  for (const tid of readdirSync(`/proc/${process.pid}/task`)) {
-    const list = readFileSync(`/proc/${process.pid}/task/${tid}/children`, 'utf8').trim();
-    for (const pid of list ? list.split(' ') : []) pids.add(Number(pid));
-  }
-  return pids;
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const fp32Infer = (model: string, bytes = PIXELS * 4) => ({
   model_name: model,
@@ -46,9 +27,7 @@ let grpc: GrpcClients;
 let workerPids: number[];
 
 beforeAll(async () => {
-  const before = childPids();
-  s = await startRealServer({ WORKERS: '1', WORKER_ISOLATION: 'process' }, { logLevel: 'silent' });
-  workerPids = [...childPids()].filter((pid) => !before.has(pid));
+  ({ result: s, pids: workerPids } = await newChildren(() => startRealServer({ WORKERS: '1', WORKER_ISOLATION: 'process' }, { logLevel: 'silent' })));
   base = `http://127.0.0.1:${s.server.httpPort}`;
   grpc = grpcClients(`127.0.0.1:${s.server.grpcPort}`);
 });

@@ -4,12 +4,12 @@
 // /metrics (densenet_queue_depth), the unload starts, the model is seen UNLOADING with the queue
 // still full, new requests are refused, and only then is the worker continued (SIGCONT). Every
 // queued request must complete; after the unload, requests are refused as for an absent model.
-import { readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type * as grpcJs from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newChildren, processState } from '../helpers/child-processes.ts';
 import { useNativeEngine } from '../helpers/engine.ts';
 import { sample, scrape } from '../helpers/prometheus.ts';
 import { noisePng } from '../helpers/random.ts';
@@ -21,18 +21,6 @@ const KEY = 'tiny:1';
 const HTTP_REQUESTS = 3;
 const GRPC_REQUESTS = 3;
 const N = HTTP_REQUESTS + GRPC_REQUESTS;
-
-function childPids(): Set<number> {
-  const pids = new Set<number>();
-  for (const tid of readdirSync(`/proc/${process.pid}/task`)) {
-    const list = readFileSync(`/proc/${process.pid}/task/${tid}/children`, 'utf8').trim();
-    for (const pid of list ? list.split(' ') : []) pids.add(Number(pid));
-  }
-  return pids;
-}
-
-/** Process state letter from /proc/<pid>/stat (T = stopped). */
-const processState = (pid: number): string => /\) (\S)/.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1] ?? '?';
 
 const fp32Infer = (seed: number) => ({
   model_name: MODEL,
@@ -54,9 +42,9 @@ beforeAll(async () => {
   // One image per batch: the first request's batch is handed to the stopped worker, every later
   // one stays in the queue, so the queue depth says exactly how many are waiting.
   await writeTinyModelFolder(repo, MODEL, { seed: 1, manifest: { batching: { maxBatchSize: 1, maxQueueDelayMs: 0, maxQueueSize: 32 } } });
-  const before = childPids();
-  s = await startRealServer({ WORKERS: '1', WORKER_ISOLATION: 'process', WORKER_HANG_TIMEOUT_MS: '600000' }, { repo, logLevel: 'silent' });
-  const workers = [...childPids()].filter((pid) => !before.has(pid));
+  const started = await newChildren(() => startRealServer({ WORKERS: '1', WORKER_ISOLATION: 'process', WORKER_HANG_TIMEOUT_MS: '600000' }, { repo, logLevel: 'silent' }));
+  s = started.result;
+  const workers = started.pids;
   expect(workers).toHaveLength(1);
   worker = workers[0]!;
   base = `http://127.0.0.1:${s.server.httpPort}`;
