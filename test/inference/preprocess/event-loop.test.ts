@@ -1,8 +1,8 @@
 import sharp from 'sharp';
 import { expect, it } from 'vitest';
-import { DEFAULT_IMAGE_LIMITS, IMAGENET_PREPROCESS, preprocessImage, type ImageLimits } from '../../../src/inference/preprocess/index.ts';
+import { DEFAULT_IMAGE_LIMITS, IMAGENET_PREPROCESS, preprocessImage, type ImageLimits, type ModelInputSpec } from '../../../src/inference/preprocess/index.ts';
 
-const IN224 = { height: 224, width: 224, channels: 3 };
+const IN224: ModelInputSpec = { height: 224, width: 224, channels: 3 };
 /** A decode this long dwarfs the loop's own hiccups (a scavenge, a missed time slice). */
 const TARGET_DECODE_MS = 150;
 /** 48 MP: a 144 MB raw buffer to encode from; the largest the sizing below may go. */
