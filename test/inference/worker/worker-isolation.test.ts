@@ -9,12 +9,15 @@ import { describe, expect, it } from 'vitest';
 import { resolveIsolation, type WorkerIsolation } from '../../../src/inference/worker/worker-channel.ts';
 import { WorkerPool } from '../../../src/inference/worker/worker-pool.ts';
 import { silentLogger } from '../../../src/logger.ts';
+import { childPids, isRunning } from '../../helpers/child-processes.ts';
+import { cpuMs } from '../../helpers/process-cpu.ts';
 
 const run = promisify(execFile);
 const TSX = fileURLToPath(new URL('../../../node_modules/.bin/tsx', import.meta.url));
 const script = (name: string) => fileURLToPath(new URL(`./scripts/${name}`, import.meta.url));
 
-interface Outcome { code: number | null; signal: string | null; steps: Record<string, string>[]; stderr: string }
+type Step = Record<string, unknown>;
+interface Outcome { code: number | null; signal: string | null; steps: Step[]; stderr: string }
 
 async function killMidRun(isolation: 'thread' | 'process', how: 'terminate' | 'sigkill'): Promise<Outcome> {
   try {
@@ -26,17 +29,19 @@ async function killMidRun(isolation: 'thread' | 'process', how: 'terminate' | 's
   }
 }
 
-function parseSteps(stdout: string): Record<string, string>[] {
-  return stdout.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, string>);
+function parseSteps(stdout: string): Step[] {
+  return stdout.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Step);
 }
 
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+/**
+ * The script stopped the worker mid-run: when the worker had spent half the CPU time the batch
+ * was sized to need (from a measured batch), and the batch had not settled.
+ */
+function expectStoppedMidRun(steps: Step[]): void {
+  const [loaded, stopping] = steps;
+  expect(loaded).toMatchObject({ step: 'loaded' });
+  expect(stopping, JSON.stringify(steps)).toMatchObject({ step: 'stopping', settled: false });
+  expect(stopping!.spentCpuMs as number).toBeGreaterThanOrEqual((loaded!.expectedCpuMs as number) / 2);
 }
 
 describe('worker isolation', () => {
@@ -52,8 +57,7 @@ describe('worker isolation', () => {
   // threads become an option for it again: revisit resolveIsolation.
   it('a worker thread terminated mid ONNX Runtime run crashes the whole process', async () => {
     const outcome = await killMidRun('thread', 'terminate');
-    expect(outcome.steps[0]?.step).toBe('loaded');
-    expect(Number(outcome.steps[0]?.warmBatchMs)).toBeGreaterThan(200); // the stop lands mid-run
+    expectStoppedMidRun(outcome.steps);
     // Seen here: an abort from the orphaned run's completion (134, "terminate called after
     // throwing an instance of 'Napi::Error'"), sometimes only at exit, or a segfault at exit (139).
     const crashed = outcome.code === 134 || outcome.code === 139 || outcome.signal === 'SIGABRT' || outcome.signal === 'SIGSEGV';
@@ -65,10 +69,10 @@ describe('worker isolation', () => {
     const outcome = await killMidRun('process', how);
     expect(outcome.stderr).not.toContain('Napi::Error');
     expect(outcome.code).toBe(0);
-    expect(Number(outcome.steps[0]?.warmBatchMs)).toBeGreaterThan(200);
+    expectStoppedMidRun(outcome.steps);
     const reason = how === 'sigkill' ? 'was killed by SIGKILL' : 'terminated';
     // (A replacement that started within the wait is then closed: a further 'lost' step.)
-    expect(outcome.steps.slice(1, 4)).toEqual([
+    expect(outcome.steps.slice(2, 5)).toEqual([
       { step: 'lost', reason },
       { step: 'batch', outcome: `rejected: inference worker w0.0 ${reason}` },
       { step: 'survived' },
@@ -99,16 +103,6 @@ describe('worker isolation', () => {
   }, 120_000);
 });
 
-/** Child processes of this process, from every thread's children list. */
-function childPids(): Set<number> {
-  const pids = new Set<number>();
-  for (const tid of readdirSync(`/proc/${process.pid}/task`)) {
-    const list = readFileSync(`/proc/${process.pid}/task/${tid}/children`, 'utf8').trim();
-    for (const pid of list ? list.split(' ') : []) pids.add(Number(pid));
-  }
-  return pids;
-}
-
 describe('worker processes and the server\'s lifecycle', () => {
   const poolOf = () => new WorkerPool(
     {
@@ -137,17 +131,34 @@ describe('worker processes and the server\'s lifecycle', () => {
   }, 60_000);
 
   it('close() while workers are still starting leaves no worker process behind', async () => {
+    // What "at once" is measured against: the CPU time a worker process spends getting ready.
+    const reference = poolOf();
+    let readyCpuMs: number;
+    try {
+      await reference.start();
+      readyCpuMs = Math.min(...reference.workers.map((w) => cpuMs(w.pid!)!));
+    } finally {
+      await reference.close();
+    }
     const before = childPids();
     const pool = poolOf();
+    let settled = false;
     const starting = pool.start().then(() => 'started', (err: Error) => err.message);
-    await new Promise((resolve) => setTimeout(resolve, 200)); // forked, not yet ready
-    const forked = [...childPids()].filter((pid) => !before.has(pid));
-    expect(forked.length).toBeGreaterThanOrEqual(1);
+    void starting.finally(() => (settled = true));
+    // Both forked (start() settles only once they report ready): close() now.
+    let forked: number[] = [];
+    while ((forked = [...childPids()].filter((pid) => !before.has(pid))).length < 2) await new Promise((resolve) => setImmediate(resolve));
+    expect(settled).toBe(false);
     await pool.close();
-    // Killed at once, not when they would have become ready (seconds later) and been noticed.
-    const deadline = Date.now() + 1000;
-    while (forked.some(isRunning) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    // Killed at once, not when they would have become ready and been noticed: each is gone
+    // having done less than half a worker's start-up work.
+    const lastCpuMs = new Map(forked.map((pid) => [pid, cpuMs(pid) ?? 0]));
+    while (forked.some(isRunning) && Math.max(...lastCpuMs.values()) < readyCpuMs / 2) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      for (const pid of forked) lastCpuMs.set(pid, cpuMs(pid) ?? lastCpuMs.get(pid)!);
+    }
     expect(forked.filter(isRunning)).toEqual([]);
+    expect(Math.max(...lastCpuMs.values()), `a worker gets ready on ${readyCpuMs} ms of CPU`).toBeLessThan(readyCpuMs / 2);
     expect(await starting).toBe('the pool closed while the worker was starting');
   }, 60_000);
 });
