@@ -11,9 +11,11 @@ import { chunk as pngChunk, encodePng, jpegDeclaring, PNG_SIGNATURE, pngDeclarin
  * - undecodable: 400 INVALID_INPUT naming the image (gRPC INVALID_ARGUMENT);
  * - limit: 413 LIMIT_EXCEEDED (gRPC INVALID_ARGUMENT with code LIMIT_EXCEEDED), refused from the header;
  * - accepted: a valid image, classified (200 / OK);
- * - decoder: a flipped bit where the format has no checksum (JPEG, WebP, GIF, TIFF, AVIF): the
- *   decoder alone knows whether the bytes are still an image. The test asks the service's own
- *   preprocessing in-process first and then requires that exact outcome from every transport.
+ * - decoder: flipped bits (PNG's CRCs catch them; JPEG, WebP, GIF, TIFF and AVIF have no
+ *   checksum): only a decoder knows whether the bytes are still an image. The test takes that
+ *   answer from an independent one, Pillow, recorded by pil-verdicts.py in
+ *   bit-flipped-pil-verdicts.json, and requires it from every transport (disagreements are
+ *   listed, with their reasons, in bad-input.test.ts).
  */
 export type ImageOutcome = 'undecodable' | 'limit' | 'accepted' | 'decoder';
 

@@ -6,6 +6,8 @@
 // logged as an unexpected error. Afterwards both workers are alive, have not been replaced,
 // hold exactly the engine tensors they held before, and the process's memory is back where
 // it was. docs/reliability.md ("Bad input") tabulates the cases and what each must get.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -22,14 +24,13 @@ import { createMetrics, type ServiceMetrics } from '../../src/api/metrics.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { DEFAULT_IMAGE_LIMITS, InferenceService, type ImageLimits } from '../../src/inference/index.ts';
-import { preprocessImage, type ModelInputSpec, type PreprocessSpec } from '../../src/inference/preprocess/index.ts';
+import type { PreprocessSpec } from '../../src/inference/preprocess/index.ts';
 import { useNativeEngine } from '../helpers/engine.ts';
 import { writeTinyModelFolder } from '../helpers/tiny-model.ts';
-import { CHANNELS, CLASSES, headOf, LIMITS, MODELS, wireBody, type Case, type GrpcCase, type GrpcExpect, type HttpExpect, type ModelName } from './cases.ts';
-import { buildCorpus } from './corpus.ts';
+import { CLASSES, headOf, LIMITS, MODELS, wireBody, type Case, type GrpcCase, type GrpcExpect, type HttpExpect, type ModelName } from './cases.ts';
+import { buildCorpus, CORPUS_SEED } from './corpus.ts';
 import { grpcCall, grpcRawCall, rawHttp, runBounded, type GrpcAnswer, type HttpAnswer } from './wire.ts';
 
-const SEED = 0x5eed_0007;
 /** Cases in flight at once: enough to overlap decoding with I/O on two busy cores. */
 const CONCURRENCY = 8;
 /**
@@ -218,16 +219,48 @@ async function fire(c: Case, index: number, expected: HttpExpect | GrpcExpect | 
   return judgeHttp(expected as HttpExpect, answer, requestLines.get(requestId));
 }
 
-/** What the service's own preprocessing makes of an image for a model: the oracle for flipped bits. */
-async function decoderOutcome(bytes: Buffer, model: ModelName): Promise<'accepted' | 'undecodable' | 'limit'> {
-  const input: ModelInputSpec = { height: 16, width: 16, channels: CHANNELS[model] as 1 | 3 };
-  try {
-    await preprocessImage(bytes, input, PREPROCESSING[model], limits);
-    return 'accepted';
-  } catch (err) {
-    return (err as { code?: string }).code === 'LIMIT_EXCEEDED' ? 'limit' : 'undecodable';
-  }
+type DecoderOutcome = 'accepted' | 'undecodable' | 'limit';
+
+interface PilVerdict { name: string; decodes: boolean | null; size?: [number, number]; error?: string }
+interface PilVerdicts { pillow: string; imagesFrom: { sharp: string; vips: string }; images: Record<string, PilVerdict> }
+
+/**
+ * The independent oracle for bit-flipped images: whether Pillow decodes the file fully, and the
+ * size its header declares, recorded by pil-verdicts.py (keyed by the SHA-256 of the bytes). A
+ * declared size over the service's limits must be refused as such; otherwise Pillow's verdict.
+ */
+function pilOutcome(verdict: PilVerdict): DecoderOutcome {
+  const [width, height] = verdict.size ?? [0, 0];
+  if (width * height > limits.maxPixels || Math.max(width, height) > limits.maxDimension) return 'limit';
+  if (verdict.decodes === null) throw new Error(`${verdict.name}: Pillow did not load it (${verdict.error}), and its size is within the limits`);
+  return verdict.decodes ? 'accepted' : 'undecodable';
 }
+
+/** libheif (sharp's AVIF decoder) decodes AV1 with libaom, Pillow with dav1d. */
+const AV1_DECODERS = 'libaom (libheif, in sharp) reports "Corrupt frame detected" for a flipped bit in the AV1 payload; ' +
+  'dav1d (libavif, in Pillow) decodes the frame with the damage in its pixels. The service refuses it: 400.';
+
+/**
+ * Where the service and Pillow disagree on a bit-flipped image, and why. Every entry must hold:
+ * Pillow's recorded verdict is `pil`, and the service must answer as for `service` over every
+ * transport (a change that makes them agree fails the corpus until the entry is removed).
+ */
+const DISAGREEMENTS: Readonly<Record<string, { pil: DecoderOutcome; service: DecoderOutcome; reason: string }>> = {
+  'bit-flipped/avif/1-bit-0': { pil: 'accepted', service: 'undecodable', reason: AV1_DECODERS },
+  'bit-flipped/avif/1-bit-2': { pil: 'accepted', service: 'undecodable', reason: AV1_DECODERS },
+  'bit-flipped/avif/1-bit-3': { pil: 'accepted', service: 'undecodable', reason: AV1_DECODERS },
+  'bit-flipped/avif/1-bit-4': { pil: 'accepted', service: 'undecodable', reason: AV1_DECODERS },
+  'bit-flipped/avif/8-bit-7': { pil: 'accepted', service: 'undecodable', reason: AV1_DECODERS },
+  'bit-flipped/gif/8-bit-6': {
+    pil: 'limit', service: 'undecodable',
+    reason: 'the flips moved the first frame descriptor to 20993,56065 with size 12092×56922 in a 24×20 logical screen: ' +
+      'Pillow grows the canvas to 33085×112987 (over maxDimension, so 413 by its size); libvips\' GIF loader finds no ' +
+      'frame inside the screen ("no frames in GIF") before any size is known, so the service answers 400. Both refuse it.',
+  },
+};
+
+const PIL_VERDICTS = JSON.parse(readFileSync(new URL('./bit-flipped-pil-verdicts.json', import.meta.url), 'utf8')) as PilVerdicts;
+const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 
 /**
  * Runs cases with at most CONCURRENCY in flight, except the ones that mostly wait (bodies that
@@ -258,17 +291,24 @@ const expectations = new Map<Case, HttpExpect | GrpcExpect | 'no-answer'>();
 
 beforeAll(async () => {
   await startService();
-  corpus = await buildCorpus(SEED);
-  const oracle = new Map<string, Promise<'accepted' | 'undecodable' | 'limit'>>();
+  corpus = await buildCorpus(CORPUS_SEED);
+  const missing = new Set<string>();
   for (const c of corpus) {
     if (!c.decoder) {
       expectations.set(c, c.expect);
       continue;
     }
-    const { bytes, model } = c.decoder;
-    const key = `${model}:${bytes.toString('base64')}`;
-    if (!oracle.has(key)) oracle.set(key, decoderOutcome(bytes, model));
-    expectations.set(c, c.decoder.resolve(await oracle.get(key)!));
+    const verdict = PIL_VERDICTS.images[sha256(c.decoder.bytes)];
+    if (!verdict) {
+      missing.add(c.name.split('/').slice(0, 3).join('/'));
+      continue;
+    }
+    expectations.set(c, c.decoder.resolve(DISAGREEMENTS[verdict.name]?.service ?? pilOutcome(verdict)));
+  }
+  if (missing.size > 0) {
+    const { sharp: made, vips } = PIL_VERDICTS.imagesFrom;
+    throw new Error(`no Pillow verdict for ${[...missing].join(', ')}: the images changed (verdicts were made from sharp ${made}, libvips ${vips}; ` +
+      `this is sharp ${sharp.versions.sharp}, libvips ${sharp.versions.vips}). Rerun python3 test/reliability/pil-verdicts.py`);
   }
   // Warm-up: a quarter of the corpus, so memory has grown to its working size before the baseline.
   await runCorpus(corpus.filter((_, i) => i % 8 === 0), (c, i) => fire(c, 100_000 + i, expectations.get(c)!));
@@ -296,6 +336,24 @@ describe('the bad-input corpus over real sockets', () => {
     }
     for (const category of ['content-type', 'multipart', 'base64', 'binary-header', 'json', 'slow-drip', 'framing', 'content-encoding', 'random-body', 'empty-body']) expect(by('http')).toContain(category);
     expect(by('grpc')).toContain('protobuf');
+  });
+
+  it('judges every bit-flipped image by Pillow, with each disagreement real and explained', () => {
+    const judged = new Map(corpus.filter((c) => c.decoder).map((c) => {
+      const verdict = PIL_VERDICTS.images[sha256(c.decoder!.bytes)]!;
+      return [verdict.name, verdict] as const;
+    }));
+    expect(judged.size).toBe(48);
+    // Pillow's verdicts go both ways: the oracle is not a constant.
+    const outcomes = [...judged.values()].map(pilOutcome);
+    expect(outcomes.filter((o) => o === 'accepted').length).toBeGreaterThan(0);
+    expect(outcomes.filter((o) => o === 'undecodable').length).toBeGreaterThan(0);
+    for (const [name, { pil, service: ours, reason }] of Object.entries(DISAGREEMENTS)) {
+      expect(judged.get(name), name).toBeDefined();
+      expect(pilOutcome(judged.get(name)!), name).toBe(pil);
+      expect(ours, name).not.toBe(pil);
+      expect(reason.length).toBeGreaterThan(0);
+    }
   });
 
   it('every case gets exactly its answer: 4xx or non-OK with a coded message, 200 only for valid input, never a 5xx', async () => {

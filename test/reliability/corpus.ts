@@ -11,6 +11,9 @@ import {
 import { grpcProtocolCases } from './corpus-grpc.ts';
 import { httpProtocolCases } from './corpus-http.ts';
 
+/** The seed of the corpus bad-input.test.ts fires (and of the images pil-verdicts.py judged). */
+export const CORPUS_SEED = 0x5eed_0007;
+
 // ---- every image payload over every way an image reaches the service -------------------------
 
 type Carrier = {
