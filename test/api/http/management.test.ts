@@ -1,6 +1,7 @@
 // Model management behind the bearer token, /metrics, the OpenAPI document and docs page,
 // draining, and how unexpected errors are answered and logged.
 import { Writable } from 'node:stream';
+import { Validator } from '@seriousme/openapi-schema-validator';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../../src/logger.ts';
@@ -113,6 +114,17 @@ describe('OpenAPI and docs', () => {
     expect(res.statusCode).toBe(200);
     const doc = JSON.parse(res.body) as { openapi: string; paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { properties?: Record<string, unknown> } }> }; parameters: Array<{ name: string; in: string }> }>> };
     expect(doc.openapi).toBe('3.1.0');
+    // Valid against the OpenAPI Initiative's 3.1 schema, every internal $ref resolving.
+    const validator = new Validator();
+    const result = await validator.validate(structuredClone(doc));
+    expect(result.errors ?? []).toEqual([]);
+    expect(result.valid).toBe(true);
+    expect(validator.version).toBe('3.1');
+    // The validator does refuse a broken copy (a path parameter that is not required, which
+    // OpenAPI forbids), so the check above is not vacuous.
+    const broken = structuredClone(doc);
+    (broken.paths['/v2/models/{model}/infer']!.post!.parameters[0] as { required?: boolean }).required = false;
+    expect((await new Validator().validate(broken)).valid).toBe(false);
     expect(Object.keys(doc.paths).sort()).toEqual([
       '/metrics', '/v1/classify', '/v1/models', '/v1/models/{model}/classify', '/v1/models/{model}/versions/{version}/classify',
       '/v2', '/v2/health/live', '/v2/health/ready', '/v2/models/{model}', '/v2/models/{model}/config', '/v2/models/{model}/infer', '/v2/models/{model}/ready',
