@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { WorkerPool } from '../../../src/inference/worker/worker-pool.ts';
 import type { InferenceWorker } from '../../../src/inference/worker/inference-worker.ts';
 import type { LoadSpec } from '../../../src/inference/worker/wire.ts';
@@ -28,21 +28,17 @@ function expectedLogits(images: Float32Array[]): Float32Array[] {
   }
 }
 
-function waitFor(predicate: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      if (predicate()) resolve();
-      else if (Date.now() - started > timeoutMs) reject(new Error('timed out waiting'));
-      else setTimeout(tick, 20);
-    };
-    tick();
-  });
+/** Resolves once `predicate` holds; a wait that never ends is reported by the test's timeout. */
+async function until(predicate: () => boolean): Promise<void> {
+  while (!predicate()) await new Promise((resolve) => setTimeout(resolve, 20));
 }
 
 // The executors in the isolation each gets by default (fused: threads, onnxruntime: processes),
 // plus fused in processes. The crash/hang replacement reloads the model in a fresh thread or
 // process, which for tfjs-node proves the binding loads again after a thread ends.
+//
+// Every test starts from the same state (beforeEach: two ready workers holding tiny:1), so each
+// passes alone and in any order (--sequence.shuffle ran 'runs batches' after 'unloads' before).
 describe.each([
   ['fused', 'thread'],
   ['onnxruntime', 'process'],
@@ -53,6 +49,7 @@ describe.each([
   const ready = new Set<InferenceWorker>();
   const lost: string[] = [];
   let spec: LoadSpec;
+  const engine = { backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1, executor } as const;
 
   beforeAll(async () => {
     root = await mkdtemp(path.join(tmpdir(), 'pool-'));
@@ -62,7 +59,9 @@ describe.each([
       architecture: parseDenseNetConfig(TINY_ARCHITECTURE), warmupBatchSizes: [1, 2, 3, 4],
     };
     pool = new WorkerPool(
-      { size: 2, engine: { backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1, executor }, isolation, hangTimeoutMs: 1500, loadTimeoutMs: 60_000, restartBackoffMs: 50, logger: silentLogger },
+      // A batch of the tiny model is never mistaken for a hang, however busy the machine; the
+      // watchdog is tested on a pool of its own below.
+      { size: 2, engine, isolation, hangTimeoutMs: 60_000, loadTimeoutMs: 60_000, restartBackoffMs: 50, logger: silentLogger },
       { onWorkerReady: (w) => ready.add(w), onWorkerLost: (w, reason) => { ready.delete(w); lost.push(reason); } },
     );
     await pool.start();
@@ -74,7 +73,14 @@ describe.each([
     await rm(root, { recursive: true, force: true });
   });
 
+  beforeEach(async () => {
+    await until(() => pool.workers.length === 2); // a replacement is counted once it has reloaded
+    if (pool.holders('tiny:1') < 2) await pool.load(spec);
+  });
+
   it('loads a model on every worker, warming each batch size', async () => {
+    await pool.unload('tiny:1');
+    expect(pool.holders('tiny:1')).toBe(0);
     const info = await pool.load(spec);
     expect(info.inputShape).toEqual([16, 16, 3]);
     expect(info.numClasses).toBe(3);
@@ -97,6 +103,8 @@ describe.each([
   });
 
   it('rejects the running batch of a crashed worker as retryable, and replaces the worker with the model reloaded', async () => {
+    const before = new Set(pool.workers);
+    const lostBefore = lost.length;
     const victim = pool.workers[0]!;
     // The worker handles messages in order: it exits before it reaches the batch.
     victim.crash();
@@ -105,24 +113,46 @@ describe.each([
     expect(error).toBeInstanceOf(ServeError);
     expect((error as ServeError).code).toBe('WORKER_FAILED');
     expect((error as ServeError).details.retryable).toBe(true);
+    expect(lost.slice(lostBefore)).toEqual(['exited with code 70']);
     const restartsBefore = pool.restarts;
     expect(restartsBefore).toBeGreaterThanOrEqual(1);
-    await waitFor(() => pool.workers.length === 2 && pool.holders('tiny:1') === 2);
-    const replacement = pool.workers.find((w) => w !== victim)!;
-    expect(ready.has(replacement)).toBe(true);
-    const { outputs } = await pool.workers[0]!.run('tiny:1', randomImages(1, 60));
+    await until(() => pool.workers.length === 2 && pool.holders('tiny:1') === 2);
+    const replacement = pool.workers.find((w) => !before.has(w));
+    expect(replacement).toBeDefined();
+    expect(ready.has(replacement!)).toBe(true);
+    const { outputs } = await replacement!.run('tiny:1', randomImages(1, 60));
     expect(outputs[0]).toHaveLength(3);
   }, 60_000);
 
   it('detects a hung worker with the watchdog and replaces it', async () => {
-    const victim = pool.workers[1]!;
-    const lostBefore = lost.length;
-    const stalled = victim.stall(10_000).catch((e: unknown) => e);
-    const error = await stalled;
-    expect((error as ServeError).code).toBe('WORKER_FAILED');
-    expect((error as ServeError).message).toContain('hung');
-    expect(lost.length).toBe(lostBefore + 1);
-    await waitFor(() => pool.workers.length === 2 && pool.holders('tiny:1') === 2);
+    // A pool of its own, so that its watchdog can be short: nothing but the stall below runs
+    // under it (loads have their own timeout), and the stall lasts until the worker is stopped
+    // (an hour), so the watchdog fires whatever the machine's speed.
+    const readyHere: InferenceWorker[] = [];
+    const lostHere: string[] = [];
+    const watched = new WorkerPool(
+      { size: 1, engine, isolation, hangTimeoutMs: 500, loadTimeoutMs: 60_000, restartBackoffMs: 50, logger: silentLogger },
+      { onWorkerReady: (w) => readyHere.push(w), onWorkerLost: (_w, reason) => lostHere.push(reason) },
+    );
+    try {
+      await watched.start();
+      await watched.load(spec);
+      const victim = watched.workers[0]!;
+      const error = await victim.stall(3_600_000).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ServeError);
+      expect((error as ServeError).code).toBe('WORKER_FAILED');
+      expect((error as ServeError).message).toContain('hung');
+      expect(lostHere).toEqual(['hung (no answer within 500 ms)']);
+      // Replaced, with the model reloaded before it counts as ready.
+      await until(() => watched.workers.length === 1);
+      const replacement = watched.workers[0]!;
+      expect(replacement).not.toBe(victim);
+      expect(readyHere.at(-1)).toBe(replacement);
+      expect(replacement.models.has('tiny:1')).toBe(true);
+      expect(watched.restarts).toBe(1);
+    } finally {
+      await watched.close();
+    }
   }, 60_000);
 
   it('unloads a model from every worker', async () => {
