@@ -82,11 +82,35 @@ function drip(port: number, chunks: string[], everyMs: number): Promise<Drip> {
   });
 }
 
-describe('HTTP timeouts (slow-drip clients)', () => {
-  const env = { HEADERS_TIMEOUT_MS: '300', REQUEST_TIMEOUT_MS: '900', IDLE_TIMEOUT_MS: '400' };
+/**
+ * Makes the next `service.inferTensor` call wait `ms` before it runs, as a slow model would, and
+ * counts: `calls`, the calls it held; `served`, the holds that ran to the end and then inferred.
+ * Tests assert both, so a request that never reached the slow path cannot pass for one that did.
+ */
+function holdNextInference(ms: number): { calls: number; served: number; restore(): void } {
+  const original = h.service.inferTensor.bind(h.service);
+  const counts = { calls: 0, served: 0 };
+  const spy = vi.spyOn(h.service, 'inferTensor').mockImplementationOnce(async (...args) => {
+    counts.calls++;
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    const result = await original(...args);
+    counts.served++;
+    return result;
+  });
+  return Object.assign(counts, { restore: () => spy.mockRestore() });
+}
 
+// Lower bounds are the settings: the server's clock for a connection starts after the client's
+// and its timers are millisecond-grained (hence − 1 ms). There are no small upper bounds (a
+// loaded machine may fire a timer late); where the test makes one limit short it leaves the
+// others at minutes, so a cut-off can only come from the limit under test, and a limit that is
+// not enforced leaves the connection open until the test times out.
+const TIMER_GRAIN_MS = 1;
+const MINUTES = '60000';
+
+describe('HTTP timeouts (slow-drip clients)', () => {
   it('applies the settings to the Node server', async () => {
-    await httpApp(env);
+    await httpApp({ HEADERS_TIMEOUT_MS: '300', REQUEST_TIMEOUT_MS: '900', IDLE_TIMEOUT_MS: '400' });
     const server = apps.at(-1)!.server;
     expect([server.headersTimeout, server.requestTimeout, server.keepAliveTimeout]).toEqual([300, 900, 400]);
     expect(timeoutCheckIntervalMs(300)).toBe(30);
@@ -94,46 +118,54 @@ describe('HTTP timeouts (slow-drip clients)', () => {
   });
 
   it('HEADERS_TIMEOUT_MS: a client that sends nothing, or its headers a byte at a time, gets 408 and is disconnected', async () => {
-    const port = await httpApp(env);
+    const HEADERS_TIMEOUT_MS = 300;
+    const port = await httpApp({ HEADERS_TIMEOUT_MS: String(HEADERS_TIMEOUT_MS), REQUEST_TIMEOUT_MS: MINUTES, IDLE_TIMEOUT_MS: MINUTES });
+    // 54 bytes, one every 50 ms: complete after 2.7 s, long after the headers timeout.
     const headers = 'GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Slow: yes\r\n\r\n';
     const [silent, slow] = await Promise.all([drip(port, [], 0), drip(port, [...headers], 50)]);
     for (const d of [silent, slow]) {
+      // 408, not the 200 the slow client's request would have had once complete, and not
+      // REQUEST_TIMEOUT_MS's 408 (that one is minutes away).
       expect(d.answer).toMatch(/^HTTP\/1\.1 408 /);
-      expect(d.closedAfterMs).toBeGreaterThanOrEqual(250);
-      expect(d.closedAfterMs).toBeLessThan(1500);
+      expect(d.closedAfterMs).toBeGreaterThanOrEqual(HEADERS_TIMEOUT_MS - TIMER_GRAIN_MS);
     }
   });
 
   it('REQUEST_TIMEOUT_MS: a body sent a few bytes at a time is cut off with 408', async () => {
-    const port = await httpApp(env);
+    const REQUEST_TIMEOUT_MS = 900;
+    const port = await httpApp({ HEADERS_TIMEOUT_MS: '300', REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS), IDLE_TIMEOUT_MS: MINUTES });
+    // Complete headers at once (the headers timeout does not apply), then 10 of the 4,000 bytes every 50 ms.
     const head = 'POST /v2/models/tiny/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4000\r\n\r\n';
     const d = await drip(port, [head, ...Array.from({ length: 100 }, () => '          ')], 50);
     expect(d.answer).toMatch(/^HTTP\/1\.1 408 /);
-    expect(d.closedAfterMs).toBeGreaterThanOrEqual(850);
-    expect(d.closedAfterMs).toBeLessThan(2500);
+    expect(d.closedAfterMs).toBeGreaterThanOrEqual(REQUEST_TIMEOUT_MS - TIMER_GRAIN_MS);
   });
 
   it('IDLE_TIMEOUT_MS: a keep-alive connection with nothing to do is closed', async () => {
-    const port = await httpApp(env);
+    const IDLE_TIMEOUT_MS = 400;
+    const port = await httpApp({ HEADERS_TIMEOUT_MS: MINUTES, REQUEST_TIMEOUT_MS: MINUTES, IDLE_TIMEOUT_MS: String(IDLE_TIMEOUT_MS) });
     const d = await drip(port, ['GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n'], 0);
     expect(d.answer).toMatch(/^HTTP\/1\.1 200 /);
-    expect(d.closedAfterMs).toBeGreaterThanOrEqual(350);
-    expect(d.closedAfterMs).toBeLessThan(2500);
+    expect(d.answer).not.toContain('HTTP/1.1 408');
+    expect(d.closedAfterMs).toBeGreaterThanOrEqual(IDLE_TIMEOUT_MS - TIMER_GRAIN_MS);
   });
 
   it('a slow answer is not a slow request: inference longer than REQUEST_TIMEOUT_MS completes', async () => {
-    const port = await httpApp(env);
-    const original = h.service.inferTensor.bind(h.service);
-    const spy = vi.spyOn(h.service, 'inferTensor').mockImplementationOnce(async (...args) => {
-      await new Promise((resolve) => setTimeout(resolve, 1200));
-      return original(...args);
-    });
+    const REQUEST_TIMEOUT_MS = 900;
+    const port = await httpApp({ HEADERS_TIMEOUT_MS: '300', REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS), IDLE_TIMEOUT_MS: MINUTES });
+    // Past the timeout and then ten of Node's checks for it (one every 30 ms here).
+    const hold = holdNextInference(REQUEST_TIMEOUT_MS + 10 * timeoutCheckIntervalMs(300));
     try {
       const body = JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 16, 16, 3], data: Array.from(fp32Batch(1)) }] });
+      const started = performance.now();
       const res = await fetch(`http://127.0.0.1:${port}/v2/models/tiny/infer`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
       expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ model_name: 'tiny', outputs: [{ name: 'logits', shape: [1, 3] }, { name: 'probabilities', shape: [1, 3] }] });
+      // The answer went through the hold, and the exchange outlasted REQUEST_TIMEOUT_MS.
+      expect([hold.calls, hold.served]).toEqual([1, 1]);
+      expect(performance.now() - started).toBeGreaterThanOrEqual(REQUEST_TIMEOUT_MS);
     } finally {
-      spy.mockRestore();
+      hold.restore();
     }
   });
 });
@@ -211,27 +243,35 @@ describe('gRPC connection limits', () => {
     const holder = connect(port, '127.0.0.1');
     sockets.push(holder);
     await new Promise((resolve) => holder.once('connect', resolve));
-    // …so a client is refused…
-    expect((await failure(call(c.inference, 'ServerLive', {}, undefined, 2000))).code).toBe(grpc.status.UNAVAILABLE);
-    // …until that connection goes away.
+    // …so a client is refused (a refused connection fails the call at once; the deadline only
+    // guards against a hang)…
+    expect((await failure(call(c.inference, 'ServerLive', {}))).code).toBe(grpc.status.UNAVAILABLE);
+    // …until that connection goes away (the server notices the close on its own time: poll).
     holder.destroy();
-    await expect.poll(() => call(c.inference, 'ServerLive', {}, undefined, 2000).then(() => 'served', () => 'refused'), { timeout: 5000, interval: 200 }).toBe('served');
+    await expect.poll(() => call(c.inference, 'ServerLive', {}).then(() => 'served', () => 'refused'), { timeout: 30_000, interval: 100 }).toBe('served');
     const warnings = h.logs.slice(logsBefore).filter((l) => l.msg === 'connection refused: MAX_CONNECTIONS reached');
     expect(warnings.length).toBe(1);
   });
 
   it('IDLE_TIMEOUT_MS: a connection with no calls is sent away', async () => {
-    const { port } = await grpcServer({ IDLE_TIMEOUT_MS: '300' });
+    const IDLE_TIMEOUT_MS = 300;
+    const { port } = await grpcServer({ IDLE_TIMEOUT_MS: String(IDLE_TIMEOUT_MS) });
     const started = performance.now();
     const session = http2.connect(`http://127.0.0.1:${port}`);
     session.on('error', () => undefined);
+    // Without the limit nothing would ever send GOAWAY: the test would time out.
     await new Promise((resolve) => session.once('goaway', resolve));
-    expect(performance.now() - started).toBeGreaterThanOrEqual(250);
-    expect(performance.now() - started).toBeLessThan(2500);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(IDLE_TIMEOUT_MS - TIMER_GRAIN_MS);
     session.destroy();
   });
 
-  /** Opens a gRPC call by hand, writes `prefix`, then `drip` every 100 ms, never half-closing; resolves to the status it ends with. */
+  /**
+   * How long slowCall waits for an answer before it reports 'no answer': a hang guard below
+   * vitest's testTimeout, for a readable failure, not a bound on how fast the server is.
+   */
+  const NO_ANSWER_GUARD_MS = 40_000;
+
+  /** Opens a gRPC call by hand, writes `prefix`, then `drip` every 100 ms, never half-closing; resolves to the status it ends with and when (ms after opening). */
   async function slowCall(port: number, path: string, prefix: Buffer, drip?: Buffer): Promise<{ status: string; message: string; ms: number }> {
     const session = http2.connect(`http://127.0.0.1:${port}`);
     session.on('error', () => undefined);
@@ -242,7 +282,7 @@ describe('gRPC connection limits', () => {
       stream.write(prefix);
       const dripping = drip ? setInterval(() => stream.writable && stream.write(drip), 100) : undefined;
       const trailers = await new Promise<http2.IncomingHttpHeaders>((resolve) => {
-        setTimeout(() => resolve({ 'grpc-status': 'no answer after 5 s' }), 5000).unref();
+        setTimeout(() => resolve({ 'grpc-status': `no answer after ${NO_ANSWER_GUARD_MS} ms` }), NO_ANSWER_GUARD_MS).unref();
         stream.on('trailers', resolve);
         stream.on('response', (headers) => {
           if (headers['grpc-status'] !== undefined) resolve(headers); // a trailers-only answer
@@ -257,33 +297,36 @@ describe('gRPC connection limits', () => {
 
   it('REQUEST_TIMEOUT_MS: a request sent a few bytes at a time, or never completed, ends with DEADLINE_EXCEEDED', async () => {
     const logsBefore = h.logs.length;
-    const { port } = await grpcServer({ HEADERS_TIMEOUT_MS: '300', REQUEST_TIMEOUT_MS: '500' });
-    const expected = { status: String(grpc.status.DEADLINE_EXCEEDED), message: 'the request message did not arrive within REQUEST_TIMEOUT_MS (500 ms)' };
+    const REQUEST_TIMEOUT_MS = 500;
+    const { port } = await grpcServer({ HEADERS_TIMEOUT_MS: '300', REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) });
+    const expected = { status: String(grpc.status.DEADLINE_EXCEEDED), message: `the request message did not arrive within REQUEST_TIMEOUT_MS (${REQUEST_TIMEOUT_MS} ms)` };
     const [dripped, unfinished] = await Promise.all([
       // A length-prefixed message of 10,000 bytes, of which 5 arrive every 100 ms.
       slowCall(port, '/inference.GRPCInferenceService/ModelInfer', Buffer.from([0, 0, 0, 0x27, 0x10]), Buffer.alloc(5)),
       // A complete (empty) ServerLive request, but the client never half-closes: a unary handler would wait for ever.
       slowCall(port, '/inference.GRPCInferenceService/ServerLive', Buffer.from([0, 0, 0, 0, 0])),
     ]);
+    // Without the limit neither call would ever end (the dripped message needs 200 s).
     for (const answer of [dripped, unfinished]) {
       expect(answer).toMatchObject(expected);
-      expect(answer.ms).toBeGreaterThanOrEqual(450);
-      expect(answer.ms).toBeLessThan(2500);
+      expect(answer.ms).toBeGreaterThanOrEqual(REQUEST_TIMEOUT_MS - TIMER_GRAIN_MS);
     }
     expect(h.logs.slice(logsBefore).filter((l) => l.msg === 'grpc request not received in time').length).toBe(2);
   });
 
   it('REQUEST_TIMEOUT_MS bounds receiving, not answering: a slow inference completes, health Watch streams stay open', async () => {
-    const { clients: c, port } = await grpcServer({ HEADERS_TIMEOUT_MS: '300', REQUEST_TIMEOUT_MS: '300' });
-    const original = h.service.inferTensor.bind(h.service);
-    const spy = vi.spyOn(h.service, 'inferTensor').mockImplementationOnce(async (...args) => {
-      await new Promise((resolve) => setTimeout(resolve, 700));
-      return original(...args);
-    });
+    const REQUEST_TIMEOUT_MS = 300;
+    const { clients: c, port } = await grpcServer({ HEADERS_TIMEOUT_MS: '300', REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) });
+    // The receive timer, were it still running, is due before the hold ends (both timers are in
+    // this process, and run in the order they are due): a late answer would be DEADLINE_EXCEEDED.
+    const hold = holdNextInference(2 * REQUEST_TIMEOUT_MS);
     try {
+      const started = performance.now();
       expect(await call(c.inference, 'ModelInfer', rawFp32Request('tiny', fp32Batch(1), [1, 16, 16, 3]))).toMatchObject({ model_name: 'tiny' });
+      expect([hold.calls, hold.served]).toEqual([1, 1]);
+      expect(performance.now() - started).toBeGreaterThanOrEqual(REQUEST_TIMEOUT_MS);
     } finally {
-      spy.mockRestore();
+      hold.restore();
     }
     const Health = h.health.constructor as new (...args: ConstructorParameters<typeof grpc.Client>) => Harness['health'];
     const health = new Health(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
@@ -293,7 +336,13 @@ describe('gRPC connection limits', () => {
       stream.on('error', () => (ended = true));
       stream.on('end', () => (ended = true));
       await new Promise((resolve) => stream.once('data', resolve));
-      await new Promise((resolve) => setTimeout(resolve, 700));
+      // Wait past the time the receive timer would end the stream, then make a call on the same
+      // connection: its answer comes after anything the server sent before it, so an ended
+      // stream has been seen by then.
+      await new Promise((resolve) => setTimeout(resolve, 2 * REQUEST_TIMEOUT_MS));
+      expect((await new Promise<{ status: string }>((resolve, reject) => {
+        (health.Check as (req: object, cb: (err: Error | null, res: { status: string }) => void) => void).call(health, { service: '' }, (err, res) => (err ? reject(err) : resolve(res)));
+      })).status).toBe('SERVING');
       expect(ended).toBe(false);
       stream.cancel();
     } finally {
