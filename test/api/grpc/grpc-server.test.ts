@@ -16,6 +16,17 @@ import type { ClassifyResponse__Output } from '../../../src/api/grpc/generated/d
 import type { ListModelsResponse__Output } from '../../../src/api/grpc/generated/densenet/v1/ListModelsResponse.ts';
 import { callError, fp32Batch, pngOf, rawFp32Request, startHarness, unaryCall, type Harness } from './harness.ts';
 
+/**
+ * How long the 'queued' model holds a lone request waiting for batch-mates: far longer than any
+ * test takes, so a request of its is still queued whenever a test looks, however slow the machine.
+ */
+const QUEUE_DELAY_MS = 60_000;
+/**
+ * For expect.poll on things that happen soon but on their own schedule (a message crossing a
+ * socket): a hang guard below vitest's testTimeout, not a bound on how fast they happen.
+ */
+const EVENTUALLY = { timeout: 20_000 };
+
 describe('gRPC server', () => {
   let h: Harness;
   const infer = (request: ModelInferRequest, options?: Parameters<typeof unaryCall>[3]) =>
@@ -26,8 +37,8 @@ describe('gRPC server', () => {
       models: {
         tiny: { seed: 1 },
         spare: { seed: 3 },
-        // One item waits up to 10 s for batch-mates: a request that stays queued.
-        queued: { seed: 2, manifest: { batching: { maxBatchSize: 4, maxQueueDelayMs: 10_000, maxQueueSize: 8 } } },
+        // One item waits QUEUE_DELAY_MS for batch-mates: a request that stays queued.
+        queued: { seed: 2, manifest: { batching: { maxBatchSize: 4, maxQueueDelayMs: QUEUE_DELAY_MS, maxQueueSize: 8 } } },
       },
       env: { DEFAULT_MODEL: 'tiny', DEFAULT_TOP_K: '2' },
     });
@@ -86,41 +97,53 @@ describe('gRPC server', () => {
     });
 
     it('passes the call deadline and an AbortSignal down; when the deadline passes the work is refused, DEADLINE_EXCEEDED', async () => {
+      const DEADLINE_MS = 1000;
       const original = h.service.inferTensor.bind(h.service);
       let seen: RequestOptions | undefined;
       let handlerAt = 0;
-      let refused: unknown;
+      let settle!: (outcome: unknown) => void;
+      const outcome = new Promise<unknown>((resolve) => (settle = resolve));
       const spy = vi.spyOn(h.service, 'inferTensor').mockImplementationOnce(async (name, tensor, options) => {
         seen = options;
         handlerAt = performance.now();
-        // As if the server were busy until after the deadline.
-        await new Promise((resolve) => setTimeout(resolve, 500));
+        // As if the server were busy until the deadline: hold the work until the call's own
+        // signal says the deadline has passed (no sleep that a slow machine could outlast).
+        const signal = options!.signal!;
+        if (!signal.aborted) await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
         try {
-          return await original(name, tensor, options);
+          const result = await original(name, tensor, options);
+          settle('computed');
+          return result;
         } catch (err) {
-          refused = err;
+          settle(err);
           throw err;
         }
       });
       try {
+        // Connected first: the deadline is for the call, not for connecting.
+        await unaryCall(h.inference, 'ServerLive', {});
         const metadata = new grpc.Metadata();
         metadata.set('x-request-id', 'deadline-1');
-        const deadline = new Date(Date.now() + 250);
-        const deadlineMono = performance.now() + 250;
+        const before = performance.now();
+        const deadline = new Date(Date.now() + DEADLINE_MS);
         const err = await callError(infer(rawFp32Request('tiny', fp32Batch(1), [1, 16, 16, 3]), { deadline, metadata }));
         expect(err.code).toBe(grpc.status.DEADLINE_EXCEEDED);
-        // grpc-timeout carries the time left in whole ms (rounded up) and the server counts it
-        // from when it reads the header: not before the client's deadline, and at most the
-        // full 250 ms after the handler started (±2 ms of clock conversion).
-        expect(seen!.deadline! - deadlineMono).toBeGreaterThan(-3);
-        expect(seen!.deadline! - handlerAt).toBeLessThan(253);
         // The batcher refuses it without computing (the aborted signal wins over the deadline check).
-        await expect.poll(() => refused, { timeout: 2000 }).toBeInstanceOf(ServeError);
+        const refused = await outcome;
+        expect(refused).toBeInstanceOf(ServeError);
         expect(['CANCELLED', 'DEADLINE_EXCEEDED']).toContain((refused as ServeError).code);
+        expect(spy).toHaveBeenCalledTimes(1);
+        // grpc-timeout carries the time left in whole ms (rounded up) and the server counts it
+        // from when it reads the header: not before the client's deadline (taken after
+        // `before`), and at most the full DEADLINE_MS after the handler started (±2 ms of
+        // clock conversion). Delays on a loaded machine only move the server's deadline later
+        // than the first bound and the handler closer to it than the second.
+        expect(seen!.deadline! - (before + DEADLINE_MS)).toBeGreaterThan(-3);
+        expect(seen!.deadline! - handlerAt).toBeLessThan(DEADLINE_MS + 3);
         expect(seen!.signal!.aborted).toBe(true);
         expect((seen!.signal!.reason as ServeError).code).toBe('DEADLINE_EXCEEDED');
-        const line = h.logs.find((l) => l.reqId === 'deadline-1' && l.msg === 'grpc call');
-        expect(line).toMatchObject({ status: 'DEADLINE_EXCEEDED', model: 'tiny' });
+        // The call's line is written once the handler has settled, which may be just after.
+        await expect.poll(() => h.logs.find((l) => l.reqId === 'deadline-1' && l.msg === 'grpc call'), EVENTUALLY).toMatchObject({ status: 'DEADLINE_EXCEEDED', model: 'tiny' });
       } finally {
         spy.mockRestore();
       }
@@ -139,12 +162,12 @@ describe('gRPC server', () => {
         const metadata = new grpc.Metadata();
         metadata.set('x-request-id', 'cancel-1');
         const pending = callError(infer(rawFp32Request('queued', fp32Batch(1), [1, 16, 16, 3]), { metadata, onCall: (c) => (call = c) }));
-        await expect.poll(() => h.service.queueDepth('queued', '1'), { timeout: 5000 }).toBe(1);
+        await expect.poll(() => h.service.queueDepth('queued', '1'), EVENTUALLY).toBe(1);
         call!.cancel();
         expect((await pending).code).toBe(grpc.status.CANCELLED);
-        await expect.poll(() => outcomes, { timeout: 2000 }).toEqual(['cancelled']);
+        await expect.poll(() => outcomes, EVENTUALLY).toEqual(['cancelled']);
         expect(h.service.queueDepth('queued', '1')).toBe(0);
-        await expect.poll(() => h.logs.find((l) => l.reqId === 'cancel-1' && l.msg === 'grpc call')?.status).toBe('CANCELLED');
+        await expect.poll(() => h.logs.find((l) => l.reqId === 'cancel-1' && l.msg === 'grpc call')?.status, EVENTUALLY).toBe('CANCELLED');
       } finally {
         unsubscribe();
       }
@@ -213,13 +236,13 @@ describe('gRPC server', () => {
       stream.on('data', (m: { status: string }) => seen.push(m.status));
       stream.on('error', () => undefined); // CANCELLED when we stop watching
       try {
-        await expect.poll(() => seen).toEqual(['SERVING']);
+        await expect.poll(() => seen, EVENTUALLY).toEqual(['SERVING']);
         await h.service.unload('spare');
-        await expect.poll(() => seen, { timeout: 3000 }).toEqual(['SERVING', 'NOT_SERVING']);
+        await expect.poll(() => seen, EVENTUALLY).toEqual(['SERVING', 'NOT_SERVING']);
         expect((await check('spare')).response.status).toBe('NOT_SERVING');
         expect((await unaryCall(h.inference, 'ModelReady', { name: 'spare' })).response).toEqual({ ready: false });
         await h.service.load('spare');
-        await expect.poll(() => seen, { timeout: 3000 }).toEqual(['SERVING', 'NOT_SERVING', 'SERVING']);
+        await expect.poll(() => seen, EVENTUALLY).toEqual(['SERVING', 'NOT_SERVING', 'SERVING']);
       } finally {
         stream.cancel();
       }
@@ -228,7 +251,7 @@ describe('gRPC server', () => {
     it('reports NOT_SERVING and refuses inference with UNAVAILABLE while draining; setServing(false) flips at once', async () => {
       h.draining.value = true;
       try {
-        await expect.poll(async () => (await check('')).response.status, { timeout: 3000 }).toBe('NOT_SERVING');
+        await expect.poll(async () => (await check('')).response.status, EVENTUALLY).toBe('NOT_SERVING');
         expect((await unaryCall(h.inference, 'ServerReady', {})).response).toEqual({ ready: false });
         expect((await unaryCall(h.inference, 'ServerLive', {})).response).toEqual({ live: true });
         const err = await callError(infer(rawFp32Request('tiny', fp32Batch(1), [1, 16, 16, 3])));
@@ -238,7 +261,7 @@ describe('gRPC server', () => {
       } finally {
         h.draining.value = false;
       }
-      await expect.poll(async () => (await check('')).response.status, { timeout: 3000 }).toBe('SERVING');
+      await expect.poll(async () => (await check('')).response.status, EVENTUALLY).toBe('SERVING');
       h.grpcServer.setServing(false);
       expect((await check('')).response.status).toBe('NOT_SERVING');
       expect((await check('tiny')).response.status).toBe('SERVING');
@@ -270,24 +293,28 @@ describe('gRPC server', () => {
           stream.on('end', () => resolve(grpc.status.OK));
         });
         stream.on('data', (m: { status: string }) => seen.push(m.status));
-        await expect.poll(() => seen).toEqual(['SERVING']);
+        await expect.poll(() => seen, EVENTUALLY).toEqual(['SERVING']);
 
         // A finished call does not hold shutdown; an open Watch stream does not either.
         expect((await unaryCall(inference, 'ServerLive', {})).response).toEqual({ live: true });
-        // One call stays queued (the 'queued' model waits 10 s for batch-mates) and does.
+        // One call stays queued (the 'queued' model waits QUEUE_DELAY_MS for batch-mates) and does.
         const pending = callError(unaryCall(inference, 'ModelInfer', rawFp32Request('queued', fp32Batch(1), [1, 16, 16, 3])));
-        await expect.poll(() => h.service.queueDepth('queued', '1'), { timeout: 5000 }).toBe(1);
+        await expect.poll(() => h.service.queueDepth('queued', '1'), EVENTUALLY).toBe(1);
 
+        const GRACE_MS = 300;
         const started = performance.now();
-        await second.close(300);
+        await second.close(GRACE_MS);
         const took = performance.now() - started;
-        expect(took).toBeGreaterThanOrEqual(290);
-        expect(took).toBeLessThan(2000);
-        expect(seen).toEqual(['SERVING', 'NOT_SERVING']);
+        // It waited the grace period (timers are millisecond-grained: − 1 ms)…
+        expect(took).toBeGreaterThanOrEqual(GRACE_MS - 1);
+        // …and then cancelled the call rather than wait for it to be served.
+        expect(took).toBeLessThan(QUEUE_DELAY_MS);
         expect(second.isReady()).toBe(false);
         expect(await ended).not.toBe(grpc.status.OK);
+        // NOT_SERVING was sent when close() began; the stream's end may be read in the same turn.
+        await expect.poll(() => seen, EVENTUALLY).toEqual(['SERVING', 'NOT_SERVING']);
         expect([grpc.status.CANCELLED, grpc.status.UNAVAILABLE]).toContain((await pending).code);
-        await expect.poll(() => outcomes, { timeout: 2000 }).toEqual(['cancelled']);
+        await expect.poll(() => outcomes, EVENTUALLY).toEqual(['cancelled']);
         expect(h.service.queueDepth('queued', '1')).toBe(0);
       } finally {
         unsubscribe();
@@ -299,9 +326,11 @@ describe('gRPC server', () => {
     it('close() returns at once when nothing is in flight', async () => {
       const third = createGrpcServer(h.deps, { healthPollMs: 50 });
       await third.bind('127.0.0.1', 0);
+      // A close() that waited for the grace period regardless would take all of it.
+      const GRACE_MS = 30_000;
       const started = performance.now();
-      await third.close(5000);
-      expect(performance.now() - started).toBeLessThan(1000);
+      await third.close(GRACE_MS);
+      expect(performance.now() - started).toBeLessThan(GRACE_MS);
     });
   });
 
