@@ -242,10 +242,20 @@ describe('on a real socket', () => {
     const port = (capped.server.address() as { port: number }).port;
     const first = connect(port, '127.0.0.1');
     await new Promise((resolve) => first.once('connect', resolve));
-    await expect.poll(() => new Promise((resolve) => capped.server.getConnections((_e, n) => resolve(n)))).toBe(1);
-    await expect(fetch(`http://127.0.0.1:${port}/v2/health/live`)).rejects.toThrow();
+    await expect.poll(() => new Promise((resolve) => capped.server.getConnections((_e, n) => resolve(n))), EVENTUALLY).toBe(1);
+    // A second connection is dropped on accept, unanswered. (A raw socket, not fetch: Node 20's
+    // fetch to a server that drops the connection on accept can wait for minutes instead of
+    // failing; this test timed out that way once in 24 runs, and a bare script reproduces it.)
+    const dropped = new Promise((resolve) => capped.server.once('drop', resolve));
+    const second = connect(port, '127.0.0.1');
+    let answer = '';
+    second.on('data', (d: Buffer) => (answer += d.toString()));
+    second.on('error', () => undefined);
+    second.write('GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n');
+    await Promise.all([dropped, new Promise((resolve) => second.once('close', resolve))]);
+    expect(answer).toBe('');
     first.destroy();
-    await expect.poll(() => new Promise((resolve) => capped.server.getConnections((_e, n) => resolve(n)))).toBe(0);
+    await expect.poll(() => new Promise((resolve) => capped.server.getConnections((_e, n) => resolve(n))), EVENTUALLY).toBe(0);
     expect((await fetch(`http://127.0.0.1:${port}/v2/health/live`)).status).toBe(200);
     await capped.close();
   });
