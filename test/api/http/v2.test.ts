@@ -21,11 +21,10 @@ beforeAll(async () => {
       tiny: { seed: 1 },
       multi: { seed: 3, versions: [1, 2], manifest: { versionPolicy: 'all' } },
       narrow: { seed: 5, manifest: { batching: { maxBatchSize: 1, maxQueueDelayMs: 0, maxQueueSize: 1 } } },
-      // Tens of milliseconds per image: a queue that stays full long enough to look at.
-      slow: {
-        seed: 7, architecture: { inputHeight: 448, inputWidth: 448 },
-        manifest: { batching: { maxBatchSize: 1, maxQueueDelayMs: 0, maxQueueSize: 1 } },
-      },
+      // A lone request waits up to a minute for a batch-mate that the one-place queue never
+      // admits: one request fills the queue, and it stays full until that request is cancelled,
+      // however fast or slow the machine.
+      held: { seed: 7, manifest: { batching: { maxBatchSize: 2, maxQueueDelayMs: 60_000, maxQueueSize: 1 } } },
     },
   });
   logits = (await h.service.inferTensor('tiny', { data: nhwc, shape: [2, 16, 16, 3], layout: 'NHWC' })).logits;
@@ -347,17 +346,18 @@ describe('errors', () => {
 
   it('refuses with 429 before reading the body when the queue is full (a garbage body is never parsed)', async () => {
     const garbage = () => h.app.inject({
-      method: 'POST', url: '/v2/models/slow/infer', payload: '{"inputs": [tru', headers: { 'content-type': 'application/json' },
+      method: 'POST', url: '/v2/models/held/infer', payload: '{"inputs": [tru', headers: { 'content-type': 'application/json' },
     });
-    // Fill every worker and then the one queue place (each image takes tens of ms), then send garbage.
-    const image = { data: new Float32Array(448 * 448 * 3), shape: [1, 448, 448, 3], layout: 'NHWC' as const };
-    const work: Promise<string>[] = [];
-    while (h.service.queueDepth('slow', '1') < 1 || work.length < 2) {
-      work.push(h.service.inferTensor('slow', image).then(() => 'done', (e: Error) => e.message));
-      await new Promise((resolve) => setImmediate(resolve)); // let the dispatcher hand it to an idle worker
-    }
-    await expectError(await garbage(), 429, "the queue of model 'slow:1' is full (1 requests)");
-    expect(new Set(await Promise.all(work))).toEqual(new Set(['done'])); // what got in completes
+    // One request fills the queue and waits there (see the 'held' model) until it is cancelled.
+    const cancel = new AbortController();
+    const queued = h.service.inferTensor('held', { data: nhwc.subarray(0, PIXELS), shape: [1, 16, 16, 3], layout: 'NHWC' }, { signal: cancel.signal })
+      .then(() => 'computed', (e: { code?: string }) => e.code);
+    await expect.poll(() => h.service.queueDepth('held', '1'), { timeout: 20_000 }).toBe(1);
+    await expectError(await garbage(), 429, "the queue of model 'held:1' is full (1 requests)");
+    expect(h.service.queueDepth('held', '1')).toBe(1); // still full: the 429 was the queue's, not a passing state
+    cancel.abort(new Error('test over'));
+    expect(await queued).toBe('CANCELLED');
+    expect(h.service.queueDepth('held', '1')).toBe(0);
     // With room in the queue the same body is read, and refused for what it is.
     await expectError(await garbage(), 400, /JSON/);
   });
