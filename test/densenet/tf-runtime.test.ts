@@ -50,6 +50,8 @@ describe('native TensorFlow engine', () => {
     results.forEach((r, i) => {
       expect(r.backend).toBe('tensorflow');
       const expected = referenceValues(threads[i]!.seed);
+      expect(expected).toHaveLength(2 * 4); // batch 2 × 4 output channels
+      expect(r.values).toHaveLength(expected.length);
       r.values.forEach((v, j) => expect(v).toBeCloseTo(expected[j]!, 3));
     });
     await threads[0]!.worker.terminate();

@@ -61,6 +61,35 @@ function expectWellFormed(file: Uint8Array, parsed: SafetensorsFile): void {
   expect(total).toBe(file.length - 8 - headerLength);
 }
 
+/** How often the reader refused a property's input, and accepted it (with at least one tensor). */
+interface Branches { refused: number; accepted: number; acceptedWithTensors: number }
+
+function tally(branches: Branches, result: SafetensorsFile | ServeError): void {
+  if (result instanceof ServeError) {
+    branches.refused++;
+    return;
+  }
+  branches.accepted++;
+  if (result.tensors.size > 0) branches.acceptedWithTensors++;
+}
+
+/** Both branches ran: well-formedness was checked on accepted files with tensors, not only refusals. */
+function expectBothBranches(branches: Branches): void {
+  expect(branches.refused).toBeGreaterThan(0);
+  expect(branches.acceptedWithTensors).toBeGreaterThan(0);
+}
+
+/** The furthest data_offsets end (up to 4 KiB) any entry of a header names; 0 when none does. */
+function coveredBytes(json: unknown): number {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return 0;
+  let end = 0;
+  for (const entry of Object.values(json)) {
+    const offsets = (entry as { data_offsets?: unknown } | null)?.data_offsets;
+    if (Array.isArray(offsets) && typeof offsets[1] === 'number' && Number.isSafeInteger(offsets[1]) && offsets[1] <= 4096) end = Math.max(end, offsets[1]);
+  }
+  return end;
+}
+
 describe('safetensors properties', () => {
   it('reads back what it writes: names in code-unit order, dtypes, shapes, bytes and metadata', () => {
     fc.assert(fc.property(fileArb, ({ tensors, metadata }) => {
@@ -107,12 +136,23 @@ describe('safetensors properties', () => {
 
   it('answers arbitrary bytes with a file or INVALID_MODEL_FILE, whatever the header length field says', () => {
     const lengthField = fc.oneof(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.bigInt({ min: 0n, max: 300n }));
-    fc.assert(fc.property(lengthField, fc.uint8Array({ maxLength: 300 }), fc.integer({ min: 0, max: 400 }), (declared, rest, maxHeaderBytes) => {
+    const randomBytes = fc.record({ declared: lengthField, rest: fc.uint8Array({ maxLength: 300 }) });
+    // Random bytes are practically never a file, so the accepted branch needs bytes that are
+    // close to one: a real file's bytes after its length field, which says the true header
+    // length or one up to two bytes off.
+    const nearlyAFile = fc.record({ file: fileArb, off: fc.integer({ min: -2, max: 2 }) }).map(({ file, off }) => {
+      const bytes = serialize(file.tensors, file.metadata);
+      const declared = new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true) + BigInt(off);
+      return { declared: declared < 0n ? 0n : declared, rest: bytes.subarray(8) };
+    });
+    const branches: Branches = { refused: 0, accepted: 0, acceptedWithTensors: 0 };
+    fc.assert(fc.property(fc.oneof(randomBytes, nearlyAFile), fc.integer({ min: 0, max: 400 }), ({ declared, rest }, maxHeaderBytes) => {
       const file = new Uint8Array(8 + rest.length);
       new DataView(file.buffer).setBigUint64(0, declared, true);
       file.set(rest, 8);
       for (const limits of [undefined, { maxHeaderBytes }]) {
         const result = parseOrCodedError(file, limits);
+        tally(branches, result);
         if (result instanceof ServeError) continue;
         expect(declared).toBeLessThanOrEqual(BigInt(limits?.maxHeaderBytes ?? 100_000_000));
         expectWellFormed(file, result);
@@ -120,6 +160,7 @@ describe('safetensors properties', () => {
       // Shorter than the length field itself.
       expect(parseOrCodedError(file.subarray(0, Math.min(7, rest.length)))).toBeInstanceOf(ServeError);
     }), { seed: SEED, numRuns: 300 });
+    expectBothBranches(branches);
   });
 
   it('answers any mutation of a valid file (flips, cuts, insertions, overwrites) the same way', () => {
@@ -129,6 +170,7 @@ describe('safetensors properties', () => {
       fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }) }),
       fc.record({ kind: fc.constant('set' as const), at: fc.nat(), value: fc.integer({ min: 0, max: 255 }) }),
     );
+    const branches: Branches = { refused: 0, accepted: 0, acceptedWithTensors: 0 };
     fc.assert(fc.property(fileArb, fc.array(mutation, { minLength: 1, maxLength: 4 }), ({ tensors, metadata }, mutations) => {
       let bytes = Buffer.from(serialize(tensors, metadata));
       for (const m of mutations) {
@@ -140,8 +182,11 @@ describe('safetensors properties', () => {
       }
       const file = new Uint8Array(bytes);
       const result = parseOrCodedError(file);
+      tally(branches, result);
       if (!(result instanceof ServeError)) expectWellFormed(file, result);
     }), { seed: SEED, numRuns: 400 });
+    // Some mutations leave a valid file (a flip in tensor bytes, say).
+    expectBothBranches(branches);
   });
 
   it('answers headers of arbitrary JSON (entries half right, half anything) the same way', () => {
@@ -151,14 +196,30 @@ describe('safetensors properties', () => {
       data_offsets: fc.oneof(fc.tuple(fc.integer({ min: -4, max: 200 }), fc.integer({ min: -4, max: 200 })), fc.jsonValue({ maxDepth: 1 })),
     }, { requiredKeys: [] });
     const header = fc.dictionary(fc.oneof(fc.string({ maxLength: 6 }), fc.constant('__metadata__')), fc.oneof(entry, fc.jsonValue({ maxDepth: 2 })), { maxKeys: 4 });
-    fc.assert(fc.property(fc.oneof(header, fc.jsonValue({ maxDepth: 3 })), fc.integer({ min: 0, max: 200 }), (json, dataBytes) => {
+    // Random entries are practically never consistent, so a third kind of header is a real one
+    // (from the writer), sometimes with one more random entry.
+    const realHeader = fc.record({ file: fileArb, extra: fc.option(fc.tuple(fc.string({ maxLength: 6 }), entry), { nil: undefined }) }).map(({ file, extra }) => {
+      const bytes = serialize(file.tensors, file.metadata);
+      const length = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+      const json = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + length))) as Record<string, unknown>;
+      if (extra) json[extra[0]] = extra[1];
+      return json;
+    });
+    // Data of a random length is practically never exactly what the entries cover, so half the
+    // cases carry as many bytes as the furthest data_offsets end the header names.
+    const dataLength = fc.oneof(fc.integer({ min: 0, max: 200 }), fc.constant('covered' as const));
+    const branches: Branches = { refused: 0, accepted: 0, acceptedWithTensors: 0 };
+    fc.assert(fc.property(fc.oneof(header, fc.jsonValue({ maxDepth: 3 }), realHeader), dataLength, (json, length) => {
       const text = enc.encode(JSON.stringify(json) ?? 'undefined');
+      const dataBytes = length === 'covered' ? coveredBytes(json) : length;
       const file = new Uint8Array(8 + text.length + dataBytes);
       new DataView(file.buffer).setBigUint64(0, BigInt(text.length), true);
       file.set(text, 8);
       const result = parseOrCodedError(file);
+      tally(branches, result);
       if (!(result instanceof ServeError)) expectWellFormed(file, result);
     }), { seed: SEED, numRuns: 400 });
+    expectBothBranches(branches);
   });
 
   it('refuses a header that names a key twice, however the duplicate is spelled', () => {

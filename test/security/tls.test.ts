@@ -2,6 +2,8 @@
 // openssl for this run: HTTPS and gRPC over TLS for clients that trust the CA; with TLS_CA_FILE,
 // mutual TLS that refuses clients without a certificate or with one from another CA.
 import { rm } from 'node:fs/promises';
+import https from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ServerReadyResponse__Output } from '../../src/api/grpc/generated/inference/ServerReadyResponse.ts';
@@ -72,13 +74,45 @@ describe('TLS (TLS_CERT_FILE, TLS_KEY_FILE)', () => {
   });
 });
 
+/** A closed connection reads as 'socket hang up' or 'read ECONNRESET' (request bytes unread): both ECONNRESET. */
+interface HandshakeOutcome { secureConnect: boolean; serverAuthorized: boolean; status?: number; errorCode?: string }
+
+/** One HTTPS request on a connection of its own, with what the client saw of the TLS handshake. */
+function refusedAfterHandshake(url: string, tls: { ca: Buffer; cert: Buffer; key: Buffer }): Promise<HandshakeOutcome> {
+  return new Promise((resolve) => {
+    const outcome: HandshakeOutcome = { secureConnect: false, serverAuthorized: false };
+    const req = https.request(url, { ...tls, agent: false, timeout: 10_000 }, (res) => {
+      outcome.status = res.statusCode;
+      res.resume();
+      res.on('end', () => resolve(outcome));
+    });
+    req.on('socket', (socket) => (socket as TLSSocket).once('secureConnect', () => {
+      outcome.secureConnect = true;
+      outcome.serverAuthorized = (socket as TLSSocket).authorized;
+    }));
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      outcome.errorCode = err.code ?? err.message;
+      resolve(outcome);
+    });
+    req.end();
+  });
+}
+
 describe('mutual TLS (TLS_CA_FILE)', () => {
   const url = () => `https://127.0.0.1:${mutualServer.server.httpPort}/v2/health/ready`;
 
   it('HTTPS: a client with a certificate from the CA is served; none, or one from another CA, is refused', async () => {
     expect((await httpsRequest(url(), { ca: certs.ca.cert, cert: certs.client.cert, key: certs.client.key })).status).toBe(200);
     await expect(httpsRequest(url(), { ca: certs.ca.cert })).rejects.toThrow(/certificate required/);
-    await expect(httpsRequest(url(), { ca: certs.ca.cert, cert: certs.untrustedClient.cert, key: certs.untrustedClient.key })).rejects.toThrow();
+    // A certificate from another CA: Node's TLS server sends no alert for it (it verifies the
+    // chain once the handshake is done and then destroys the socket; openssl s_client sees an
+    // unexpected EOF), so what shows the server refused it is this sequence: the client finished
+    // its side of the handshake, having verified the server, and the connection was then closed
+    // with no HTTP answer. Any other failure (the client distrusting the server, a refused
+    // connection, an answer) is a different outcome.
+    expect(await refusedAfterHandshake(url(), { ca: certs.ca.cert, cert: certs.untrustedClient.cert, key: certs.untrustedClient.key }))
+      .toEqual({ secureConnect: true, serverAuthorized: true, errorCode: 'ECONNRESET' });
     // The refusals cost the server nothing: the next trusted client is served.
     expect((await httpsRequest(url(), { ca: certs.ca.cert, cert: certs.client.cert, key: certs.client.key })).status).toBe(200);
   });

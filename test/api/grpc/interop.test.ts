@@ -3,7 +3,7 @@
 // grpc.health.v1 Health/Check. grpcio and grpcio-tools are installed with pip into a cache on
 // first use (see python-grpc.ts); without pip this test fails with a message saying so.
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,9 +43,12 @@ describe('interop with a Python grpcio client (grpcio-tools stubs)', () => {
     [python, h] = await Promise.all([ensurePythonGrpc(), startHarness({ models: { tiny: { seed: 1 } } })]);
     stubs = await mkdtemp(path.join(tmpdir(), 'py-stubs-'));
     const healthIncludeDir = path.resolve(path.dirname(healthProtoPath), '../..');
+    // Every .proto of ours, so that any file the service protos import has its stubs too.
+    const ours = (await readdir(PROTO_DIR, { recursive: true })).filter((f) => f.endsWith('.proto')).sort();
+    expect(ours).toEqual(expect.arrayContaining([INFERENCE_PROTO, CLASSIFY_PROTO]));
     await run(python.python, [
       '-m', 'grpc_tools.protoc', `-I${PROTO_DIR}`, `-I${healthIncludeDir}`, `--python_out=${stubs}`, `--grpc_python_out=${stubs}`,
-      INFERENCE_PROTO, CLASSIFY_PROTO, 'health/v1/health.proto',
+      ...ours, 'health/v1/health.proto',
     ], { env: { ...process.env, PYTHONPATH: python.sitePackages } });
   }, 300_000);
 
@@ -75,8 +78,11 @@ describe('interop with a Python grpcio client (grpcio-tools stubs)', () => {
       { name: 'probabilities', datatype: 'BYTES', shape: [2, 2] },
     ]);
     const expected = (await h.service.inferTensor('tiny', { data, shape: [n, 16, 16, 3], layout: 'NHWC' })).logits;
-    expect(result.logits).toHaveLength(6);
+    expect(expected).toHaveLength(n);
+    expect(result.logits).toHaveLength(n * 3);
     expected.forEach((row, i) => row.forEach((v, j) => expect(result.logits[i * 3 + j]).toBeCloseTo(v, 5)));
+    // Top 2 per image, as asked: the loop below checks each string, this that they are all there.
+    expect(result.classification).toHaveLength(n * 2);
     result.classification.forEach((s, k) => {
       const row = softmax(expected[Math.floor(k / 2)]!);
       const index = Array.from(row.keys()).sort((a, b) => row[b]! - row[a]!)[k % 2]!;
