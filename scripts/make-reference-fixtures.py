@@ -15,10 +15,16 @@ Every file carries metadata: config (JSON shaped like src/densenet/config.ts's D
 generator, torch version and seed. The TypeScript tests load the weights, run the input and
 compare logits; they never run this script, and CI needs neither Python nor network.
 
+It also writes parameter-counts.json: the trainable parameters (and BN running statistics) of
+every preset in src/densenet/presets.ts and of the documented variants, counted on this PyTorch
+model built from the paper's definitions (test/densenet/architecture.test.ts compares with it).
+That step draws no random numbers (the models are built on the meta device), so it leaves the
+fixtures above unchanged; `--parameter-counts-only` runs it alone.
+
 Run from the repository root (it needs torch, safetensors and numpy from pip, not torchvision):
 
     pip install torch==2.13.0+cpu safetensors numpy
-    python3 scripts/make-reference-fixtures.py
+    python3 scripts/make-reference-fixtures.py [--parameter-counts-only]
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,12 +192,76 @@ def make(fx: Fixture) -> None:
     )
 
 
+# ---- parameter counts (parameter-counts.json) ----------------------------------------------
+# Configs written from Huang et al. 2017 (arXiv:1608.06993), not copied from presets.ts: ImageNet
+# nets (Table 1) have a 7×7 stem of 2k filters, bottlenecks of 4k and θ = 0.5; the CIFAR nets
+# (Table 2, Section 3) have a 3×3 stem of 16 filters (2k for BC) and three blocks of (L − 4) / 3
+# layers, or (L − 4) / 6 bottleneck layers with θ = 0.5 for DenseNet-BC.
+
+
+def imagenet_net(k: int, blocks: tuple[int, ...]) -> DenseNetConfig:
+    return DenseNetConfig(growth_rate=k, block_layers=blocks, bottleneck=True, compression=0.5,
+                          stem="imagenet", stem_channels=2 * k, input_size=224, input_channels=3, num_classes=1000)
+
+
+def cifar_net(depth: int, k: int, bc: bool, *, classes: int = 10, channels: int = 3, size: int = 32) -> DenseNetConfig:
+    n = (depth - 4) // (6 if bc else 3)
+    return DenseNetConfig(growth_rate=k, block_layers=(n, n, n), bottleneck=bc, compression=0.5 if bc else 1.0,
+                          stem="cifar", stem_channels=2 * k if bc else 16, input_size=size, input_channels=channels,
+                          num_classes=classes)
+
+
+PARAMETER_COUNT_CONFIGS = {
+    "densenet121": imagenet_net(32, (6, 12, 24, 16)),
+    "densenet161": imagenet_net(48, (6, 12, 36, 24)),
+    "densenet169": imagenet_net(32, (6, 12, 32, 32)),
+    "densenet201": imagenet_net(32, (6, 12, 48, 32)),
+    "densenet264": imagenet_net(32, (6, 12, 64, 48)),
+    "densenet-40-k12": cifar_net(40, 12, False),
+    "densenet-100-k12": cifar_net(100, 12, False),
+    "densenet-100-k24": cifar_net(100, 24, False),
+    "densenet-bc-100-k12": cifar_net(100, 12, True),
+    "densenet-bc-250-k24": cifar_net(250, 24, True),
+    "densenet-bc-190-k40": cifar_net(190, 40, True),
+    # Variants the docs quote: 100 classes, and Fashion-MNIST's 1-channel 28×28 input.
+    "densenet-bc-100-k12/100-classes": cifar_net(100, 12, True, classes=100),
+    "densenet-bc-100-k12/1x28x28": cifar_net(100, 12, True, channels=1, size=28),
+    "densenet-bc-40-k12/1x28x28": cifar_net(40, 12, True, channels=1, size=28),
+}
+
+
+def count_parameters(cfg: DenseNetConfig) -> dict[str, int]:
+    # The meta device allocates nothing and draws no random numbers: counting needs shapes only.
+    with torch.device("meta"):
+        model = DenseNet(cfg)
+    running = sum(b.numel() for name, b in model.named_buffers() if name.endswith(("running_mean", "running_var")))
+    return {"trainable": sum(p.numel() for p in model.parameters() if p.requires_grad), "bnRunningStats": running}
+
+
+def write_parameter_counts() -> None:
+    counts = {name: {"config": cfg.as_ts_config(), **count_parameters(cfg)} for name, cfg in PARAMETER_COUNT_CONFIGS.items()}
+    for fx in FIXTURES:  # the fixtures' own check, made again on the meta-device build
+        assert counts[fx.name.replace("_", "-")]["trainable"] == fx.expected_params, fx.name
+    path = OUT_DIR / "parameter-counts.json"
+    path.write_text(json.dumps({
+        "generator": "scripts/make-reference-fixtures.py",
+        "torch": torch.__version__,
+        "model": "scripts/reference_densenet.py",
+        "counts": counts,
+    }, indent=2) + "\n")
+    print(f"{path.name}: {len(counts)} configs")
+
+
 def main() -> None:
+    if "--parameter-counts-only" in sys.argv[1:]:
+        write_parameter_counts()
+        return
     # Fixed thread count: float32 summation order (hence the last bits) depends on it.
     torch.set_num_threads(2)
     start = time.perf_counter()
     for fx in FIXTURES:
         make(fx)
+    write_parameter_counts()
     print(f"done in {time.perf_counter() - start:.1f} s")
 
 

@@ -1,23 +1,52 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { presetConfig, PRESET_NAMES, parseDenseNetConfig, type PresetName } from '../../src/densenet/index.ts';
+import { presetConfig, PRESET_NAMES, parseDenseNetConfig, type DenseNetConfig, type PresetName } from '../../src/densenet/index.ts';
 import { countParameters, planDenseNet } from '../../src/densenet/architecture.ts';
 import { featureMapSize } from '../../src/densenet/config.ts';
 import { ServeError } from '../../src/errors.ts';
 
-// Every row of shared/docs/densenet.md: torchvision's counts for the ImageNet nets, exact
-// 10-class counts for the paper's CIFAR nets.
-const EXPECTED_PARAMS: Record<PresetName, number> = {
-  densenet121: 7_978_856,
-  densenet169: 14_149_480,
-  densenet201: 20_013_928,
-  densenet264: 33_337_704,
-  densenet161: 28_681_000,
-  'densenet-40-k12': 1_019_722,
-  'densenet-100-k12': 6_979_642,
-  'densenet-100-k24': 27_249_082,
-  'densenet-bc-100-k12': 769_162,
-  'densenet-bc-250-k24': 15_324_406,
-  'densenet-bc-190-k40': 25_624_430,
+/**
+ * Trainable parameters of every preset, and where each number comes from:
+ * - torchvision: the num_params its model docs publish for the pretrained weights
+ *   (DenseNet121_Weights.IMAGENET1K_V1 etc.);
+ * - paper: Huang et al. 2017 (arXiv:1608.06993) Table 2, in millions, rounded to 0.1M;
+ * - PyTorch: scripts/make-reference-fixtures.py builds each net in PyTorch
+ *   (scripts/reference_densenet.py) from the paper's definitions and writes the exact count to
+ *   test/fixtures/reference/parameter-counts.json. For densenet264 and the CIFAR nets it is the
+ *   only exact source (torchvision has no DenseNet-264 and no CIFAR nets; the paper rounds).
+ */
+const EXPECTED_PARAMS: Record<PresetName, { params: number; torchvision?: true; paperMillions?: number }> = {
+  densenet121: { params: 7_978_856, torchvision: true },
+  densenet169: { params: 14_149_480, torchvision: true },
+  densenet201: { params: 20_013_928, torchvision: true },
+  densenet264: { params: 33_337_704 }, // PyTorch only
+  densenet161: { params: 28_681_000, torchvision: true },
+  'densenet-40-k12': { params: 1_019_722, paperMillions: 1.0 },
+  'densenet-100-k12': { params: 6_979_642, paperMillions: 7.0 },
+  'densenet-100-k24': { params: 27_249_082, paperMillions: 27.2 },
+  'densenet-bc-100-k12': { params: 769_162, paperMillions: 0.8 },
+  'densenet-bc-250-k24': { params: 15_324_406, paperMillions: 15.3 },
+  'densenet-bc-190-k40': { params: 25_624_430, paperMillions: 25.6 },
+};
+
+/** Variants the docs quote; their only source is the PyTorch build (keys in parameter-counts.json). */
+const VARIANTS = {
+  'densenet-bc-100-k12/100-classes': { params: 800_032, config: () => presetConfig('densenet-bc-100-k12', { numClasses: 100 }) },
+  'densenet-bc-100-k12/1x28x28': {
+    params: 768_730, config: () => presetConfig('densenet-bc-100-k12', { inputChannels: 1, inputHeight: 28, inputWidth: 28 }),
+  },
+  'densenet-bc-40-k12/1x28x28': {
+    params: 175_690,
+    config: () => parseDenseNetConfig({
+      growthRate: 12, blockLayers: [6, 6, 6], bottleneck: true, compression: 0.5, stem: 'cifar',
+      stemChannels: 24, inputHeight: 28, inputWidth: 28, inputChannels: 1, numClasses: 10,
+    }),
+  },
+} as const satisfies Record<string, { params: number; config: () => DenseNetConfig }>;
+
+interface PytorchCount { config: Record<string, unknown>; trainable: number; bnRunningStats: number }
+const PYTORCH = JSON.parse(readFileSync(new URL('../fixtures/reference/parameter-counts.json', import.meta.url), 'utf8')) as {
+  torch: string; counts: Record<string, PytorchCount>;
 };
 
 describe('DenseNet presets', () => {
@@ -25,25 +54,38 @@ describe('DenseNet presets', () => {
     expect([...PRESET_NAMES].sort()).toEqual(Object.keys(EXPECTED_PARAMS).sort());
   });
 
-  it.each(Object.entries(EXPECTED_PARAMS))('%s has exactly %i trainable parameters', (name, expected) => {
-    expect(countParameters(planDenseNet(presetConfig(name as PresetName))).trainable).toBe(expected);
+  it.each(Object.entries(EXPECTED_PARAMS))('%s has exactly the expected trainable parameters', (name, { params }) => {
+    expect(countParameters(planDenseNet(presetConfig(name as PresetName))).trainable).toBe(params);
+  });
+
+  it.each(Object.entries(EXPECTED_PARAMS))('%s: the expected count is what the PyTorch build of the same config has', (name, { params }) => {
+    const reference = PYTORCH.counts[name]!;
+    // The configs agree (the PyTorch one is written from the paper, not from presets.ts) ...
+    expect({ ...presetConfig(name as PresetName) }).toEqual(reference.config);
+    // ... and so do the counts.
+    expect(reference.trainable).toBe(params);
+  });
+
+  it('agrees with the outside sources: torchvision exactly, the paper to its 0.1M rounding', () => {
+    const rows = Object.entries(EXPECTED_PARAMS);
+    expect(rows.filter(([, e]) => e.torchvision).map(([n]) => n).sort()).toEqual(['densenet121', 'densenet161', 'densenet169', 'densenet201']);
+    for (const [name, { params, paperMillions }] of rows) {
+      if (paperMillions !== undefined) expect(Math.round(params / 100_000) / 10, name).toBe(paperMillions);
+    }
   });
 
   it('counts BN running statistics separately, as Keras does (DenseNet-121: 83,648)', () => {
     const counts = countParameters(planDenseNet(presetConfig('densenet121')));
     expect(counts.nonTrainable).toBe(83_648);
+    expect(PYTORCH.counts.densenet121!.bnRunningStats).toBe(83_648);
     expect(counts.trainable + counts.nonTrainable).toBe(8_062_504);
   });
 
-  it('matches the documented variants: 100 classes and 1-channel 28×28 input', () => {
-    expect(countParameters(planDenseNet(presetConfig('densenet-bc-100-k12', { numClasses: 100 }))).trainable).toBe(800_032);
-    const fashion = presetConfig('densenet-bc-100-k12', { inputChannels: 1, inputHeight: 28, inputWidth: 28 });
-    expect(countParameters(planDenseNet(fashion)).trainable).toBe(768_730);
-    const bc40 = parseDenseNetConfig({
-      growthRate: 12, blockLayers: [6, 6, 6], bottleneck: true, compression: 0.5, stem: 'cifar',
-      stemChannels: 24, inputHeight: 28, inputWidth: 28, inputChannels: 1, numClasses: 10,
-    });
-    expect(countParameters(planDenseNet(bc40)).trainable).toBe(175_690);
+  it.each(Object.entries(VARIANTS))('matches the documented variant %s (PyTorch build)', (name, { params, config }) => {
+    const cfg = config();
+    expect(countParameters(planDenseNet(cfg)).trainable).toBe(params);
+    expect({ ...cfg }).toEqual(PYTORCH.counts[name]!.config);
+    expect(PYTORCH.counts[name]!.trainable).toBe(params);
   });
 
   it('plans DenseNet-121 channels as torchvision does', () => {
