@@ -19,7 +19,14 @@ export type WorkerIsolation = 'thread' | 'process';
 /** The environment variable that hands a child worker process its WorkerInit. */
 export const WORKER_INIT_ENV = 'DENSENET_WORKER_INIT';
 
-const ENTRY = new URL('./worker-entry.mjs', import.meta.url);
+/**
+ * The worker's entry file. Compiled (dist/, `npm start`, the image), worker-main.js itself, in
+ * plain node. Run from the TypeScript sources (tsx, vitest), worker-entry.mjs, which registers
+ * tsx in the new thread or process before it loads worker-main.ts.
+ */
+const ENTRY = import.meta.url.endsWith('.ts')
+  ? new URL('./worker-entry.mjs', import.meta.url)
+  : new URL('./worker-main.js', import.meta.url);
 
 export interface WorkerChannel {
   readonly isolation: WorkerIsolation;
