@@ -4,11 +4,12 @@
 #   docker build -t densenet-serve:0.1.0 .
 #   docker run --rm --cpus 2 -p 8080:8080 -p 8081:8081 densenet-serve:0.1.0
 #
-# Stages: `build` has the C++ toolchain and pip; it installs the production dependencies from the
-# lockfile, which provisions native TensorFlow and compiles the tfjs-node binding, then trims
-# what only the compile needed. `runtime` is the slim base image with tini, those node_modules,
-# the sources and the default model; it runs as an unprivileged user. The sources run as
-# TypeScript through tsx, as `npm start` does, so there is nothing else to build.
+# Stages: `build` has the C++ toolchain and pip; it installs the dependencies from the lockfile,
+# which provisions native TensorFlow and compiles the tfjs-node binding, compiles the TypeScript
+# sources to dist/, then removes the dev dependencies and trims what only the compiles needed.
+# `runtime` is the slim base image with tini, those node_modules, dist/ and the default model; it
+# runs `node dist/main.js` (what `npm start` runs) as an unprivileged user. No sources, no
+# TypeScript runner.
 #
 # No Docker engine runs in CI. test/deploy/no-docker-build.test.ts parses this file and executes
 # it in a clean directory: the build context (git's files less .dockerignore), every COPY, ENV,
@@ -37,11 +38,16 @@ ARG DENSENET_TF_PROVISION
 ARG PIP_INDEX_URL
 COPY package.json package-lock.json .npmrc ./
 COPY tools/tfjs-native/ tools/tfjs-native/
-COPY docker/build.sh docker/
-# The npm cache and the provisioning cache (the 270 MB wheel, the built binding) outlive the build.
+COPY docker/install-deps.sh docker/
+# Dependencies before the sources: a change to src/ does not re-run the install. The npm cache and
+# the provisioning cache (the 270 MB wheel, the built binding) outlive the build.
 RUN --mount=type=cache,target=/root/.npm \
     --mount=type=cache,target=/root/.cache/densenet-serve \
-    docker/build.sh
+    docker/install-deps.sh
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+COPY docker/build.sh docker/
+RUN docker/build.sh
 
 FROM ${NODE_IMAGE} AS runtime
 # tini as PID 1: it forwards SIGTERM to the server (which then drains) and reaps zombies, under any
@@ -51,9 +57,10 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
-COPY package.json tsconfig.json ./
+COPY --from=build /app/dist ./dist
+# package.json: its "type": "module" makes dist/*.js ES modules, and the server reads its version.
+COPY package.json ./
 COPY proto ./proto
-COPY src ./src
 COPY models ./models
 COPY docker/entrypoint.sh docker/healthcheck.mjs docker/
 # The base image's `node` user, by number so that Kubernetes' runAsNonRoot can verify it. The
@@ -68,4 +75,4 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=300s --start-interval=2s 
     CMD ["node", "/app/docker/healthcheck.mjs"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/bin/tini", "--", "/app/docker/entrypoint.sh"]
-CMD ["node", "--import", "tsx", "src/main.ts"]
+CMD ["node", "dist/main.js"]

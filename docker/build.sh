@@ -1,23 +1,19 @@
 #!/bin/sh
-# The build stage's project work (Dockerfile: `RUN docker/build.sh`), in a script so that the
-# no-Docker check (test/deploy/no-docker-build.test.ts) runs exactly what an image build runs.
+# The build stage's second step (Dockerfile: `RUN docker/build.sh`, after docker/install-deps.sh
+# and the sources), in a script so that the no-Docker check (test/deploy/no-docker-build.test.ts)
+# runs exactly what an image build runs.
 #
-# 1. Production dependencies from the lockfile. tools/tfjs-native's preinstall provisions native
-#    TensorFlow (the pinned tensorflow-cpu wheel through pip, cached; or tfjs-node's own download
-#    with DENSENET_TF_PROVISION=upstream) and compiles the tfjs-node binding against it: this is
-#    the step that needs the build stage's g++, make and python3-pip.
-# 2. Trim what only the compile needed, and onnxruntime-node's libraries for other platforms: TensorFlow's C++ headers (about 290 MB) and the libraries'
-#    static symbol tables (about 220 MB; the dynamic symbols the binding links against stay).
+# 1. Compile src/ to dist/ (`npm run build`: tsc -p tsconfig.build.json). The image runs
+#    `node dist/main.js`; neither the sources nor a TypeScript runner go into it.
+# 2. Remove the dev dependencies (the compiler, tsx, the test tools): the runtime stage copies
+#    this node_modules as it is.
+# 3. Trim what only the compile needed, and onnxruntime-node's libraries for other platforms:
+#    TensorFlow's C++ headers (about 290 MB) and the libraries' static symbol tables (about
+#    220 MB; the dynamic symbols the binding links against stay).
 set -eu
 
-# The official Node images carry Node's headers; compiling against them spares node-gyp a download
-# from nodejs.org. (Elsewhere, npm's own nodedir setting, or that download, applies.)
-if [ -z "${npm_config_nodedir:-}" ] && [ -f /usr/local/include/node/node.h ]; then
-  npm_config_nodedir=/usr/local
-  export npm_config_nodedir
-fi
-
-npm ci --omit=dev --no-audit --no-fund
+npm run build
+npm prune --omit=dev --no-audit --no-fund
 
 tfjs=node_modules/@tensorflow/tfjs-node
 rm -rf "$tfjs/deps/include" "$tfjs"/build-tmp-napi-v*

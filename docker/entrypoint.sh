@@ -48,6 +48,6 @@ if [ -z "${TF_INTRA_OP_THREADS:-}" ]; then
 fi
 
 if [ "$#" -eq 0 ] || [ "${1#-}" != "$1" ]; then
-  set -- node --import tsx src/main.ts "$@"
+  set -- node dist/main.js "$@"
 fi
 exec "$@"

@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { validate } from 'dockerfile-utils';
+import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../../src/config.ts';
 import { contextFiles, inContext, isIgnored, parseDockerignore } from './build-context.ts';
@@ -58,7 +59,7 @@ describe('Dockerfile', () => {
     expect(onlyInstruction(runtime, 'STOPSIGNAL').args).toBe('SIGTERM');
   });
 
-  it('runtime: tini as PID 1 runs the entrypoint script, whose default command is CMD, which is `npm start`', () => {
+  it('runtime: tini as PID 1 runs the entrypoint script, whose default command is CMD, which is `npm start`: node on the compiled dist/', () => {
     const entrypoint = execForm(onlyInstruction(runtime, 'ENTRYPOINT'));
     expect(entrypoint).toEqual(['/usr/bin/tini', '--', '/app/docker/entrypoint.sh']);
     const installed = instructionsOf(runtime, 'RUN').flatMap((r) => aptPackages(r.args) ?? []);
@@ -67,12 +68,26 @@ describe('Dockerfile', () => {
     const cmd = execForm(onlyInstruction(runtime, 'CMD'));
     const defaultCommand = /^\s*set -- (.+) "\$@"$/m.exec(entrypointScript)?.[1]?.split(/\s+/);
     expect(defaultCommand).toEqual(cmd);
-    // `npm start` is `tsx FILE`; node --import tsx FILE is the same without npm in between, so
-    // SIGTERM reaches the server itself.
-    const start = /^tsx (\S+)$/.exec(packageJson.scripts.start!);
-    expect(start).not.toBeNull();
-    expect(cmd).toEqual(['node', '--import', 'tsx', start![1]!]);
+    // `npm start` is `node dist/FILE.js`; CMD runs the same without npm in between, so SIGTERM
+    // reaches the server itself. Compiled JavaScript, no TypeScript runner (conventions, rule 18).
+    const start = /^node (dist\/\S+\.js)$/.exec(packageJson.scripts.start!);
+    expect(start, packageJson.scripts.start).not.toBeNull();
+    expect(cmd).toEqual(['node', start![1]!]);
+    expect(cmd.join(' ')).not.toMatch(/tsx|\.ts\b/);
     expect(onlyInstruction(runtime, 'WORKDIR').args).toBe('/app');
+  });
+
+  it('runtime: gets the compiled dist/ from the build stage, and neither the sources nor a TypeScript config', () => {
+    const copies = instructionsOf(runtime, 'COPY').map(copyOperands);
+    expect(copies).toContainEqual({ from: 'build', sources: ['/app/dist'], dest: './dist' });
+    const fromContext = copies.filter((c) => c.from === undefined).flatMap((c) => c.sources);
+    expect(fromContext).toContain('package.json');
+    for (const source of fromContext) expect(source).not.toMatch(/^(\.\/)?(src\b|tsconfig)/);
+    // The build stage compiles with the project's build script, whose config writes dist/ from src/.
+    const tsconfig = ts.readConfigFile(path.join(REPO_ROOT, 'tsconfig.build.json'), ts.sys.readFile).config as { compilerOptions: Record<string, unknown> };
+    expect(packageJson.scripts.build).toBe('tsc -p tsconfig.build.json');
+    expect(tsconfig.compilerOptions).toMatchObject({ rootDir: 'src', outDir: 'dist' });
+    expect(readFileSync(path.join(REPO_ROOT, 'docker/build.sh'), 'utf8')).toMatch(/^npm run build$/m);
   });
 
   it('runtime: HEALTHCHECK runs the readiness probe script, whose defaults are the config defaults', () => {

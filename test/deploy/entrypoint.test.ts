@@ -72,8 +72,8 @@ describe('docker/entrypoint.sh', () => {
     writeFileSync(path.join(bin, 'node'), '#!/bin/sh\necho "node $*"\n');
     chmodSync(path.join(bin, 'node'), 0o755);
     const env = { PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}`, DENSENET_CGROUP_ROOT: cgroup({}) };
-    expect(run(['--workers', '3'], env).trim()).toBe('node --import tsx src/main.ts --workers 3');
-    expect(run([], env).trim()).toBe('node --import tsx src/main.ts');
+    expect(run(['--workers', '3'], env).trim()).toBe('node dist/main.js --workers 3');
+    expect(run([], env).trim()).toBe('node dist/main.js');
     expect(run(['echo', 'hello'], env).trim()).toBe('hello');
     // exec: the command replaces the entrypoint's shell, keeping its process id, so it is the
     // process tini signals.

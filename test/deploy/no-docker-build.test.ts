@@ -4,15 +4,16 @@
 // TensorFlow provisioning, trimming), then the container's start: ENTRYPOINT + CMD with the
 // image's environment, as its USER when the tests run as root. The running server must pass the
 // image's HEALTHCHECK, classify a photo with the baked-in model, report gRPC health, and on SIGTERM
-// drain and exit 0. A file the image needs but the context lacks, a step that fails, or a start
-// command that does not start fails here.
+// drain and exit 0. It runs compiled JavaScript: the server and its worker processes are plain
+// node on dist/, with no TypeScript runner in the image. A file the image needs but the context
+// lacks, a step that fails, or a start command that does not start fails here.
 //
 // What it cannot run: the base image and its apt-get step (the packages are checked against what
 // the scripts need), and tini, which the test runner stands in for (it delivers SIGTERM to the
 // server, as tini forwards it). The npm and provisioning caches under $HOME make the install take
 // about half a minute.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -20,6 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadProtos } from '../../src/api/grpc/proto.ts';
 import { writeContext } from './build-context.ts';
 import { readDockerfile, REPO_ROOT } from './dockerfile.ts';
+import { childrenOf, commandLine } from './process-tree.ts';
 import { buildWithoutDocker, containerCommand, mapArgument, startContainer, type BuiltImage } from './run-dockerfile.ts';
 
 const DEFAULT_MODEL = 'fashion-mnist-densenet';
@@ -110,7 +112,7 @@ describe('the Dockerfile, executed without Docker', () => {
     const numeric = /^(\d+):(\d+)$/.exec(image.user ?? '');
     const asRoot = process.getuid?.() === 0;
     user = asRoot && numeric ? { uid: Number(numeric[1]), gid: Number(numeric[2]) } : undefined;
-    // HOME and a writable /tmp (tsx's compile cache) of the image's user.
+    // HOME and a writable /tmp of the image's user.
     const home = path.join(work, 'home');
     const tmp = path.join(work, 'tmp');
     for (const dir of [home, tmp]) {
@@ -149,7 +151,13 @@ describe('the Dockerfile, executed without Docker', () => {
     expect(bindings).not.toBe('');
     expect(() => readFileSync(path.join(tfjs, 'deps/include/tensorflow/c/c_api.h'))).toThrow();
     const installed = new Set(readFileSync(path.join(image.root, image.workdir, 'node_modules/.package-lock.json'), 'utf8').match(/"node_modules\/[^"]+"/g));
-    for (const dev of ['vitest', 'typescript', 'eslint']) expect(installed.has(`"node_modules/${dev}"`)).toBe(false);
+    for (const dev of ['vitest', 'typescript', 'eslint', 'tsx']) expect(installed.has(`"node_modules/${dev}"`)).toBe(false);
+    expect(existsSync(path.join(image.root, image.workdir, 'node_modules/tsx'))).toBe(false);
+    // The compiled server, not its sources.
+    for (const file of ['dist/main.js', 'dist/inference/worker/worker-main.js', 'package.json']) {
+      expect(existsSync(path.join(image.root, image.workdir, file)), file).toBe(true);
+    }
+    expect(existsSync(path.join(image.root, image.workdir, 'src'))).toBe(false);
     // The onnxruntime executor is a production dependency; only this platform's libraries stay.
     const ortPlatforms = execFileSync('find', [path.join(image.root, image.workdir, 'node_modules/onnxruntime-node/bin/napi-v6'), '-mindepth', '2', '-maxdepth', '2', '-type', 'd'], { encoding: 'utf8' })
       .trim().split('\n').map((dir) => path.relative(path.join(image.root, image.workdir, 'node_modules/onnxruntime-node/bin/napi-v6'), dir));
@@ -168,6 +176,20 @@ describe('the Dockerfile, executed without Docker', () => {
     const environ = readFileSync(`/proc/${server.child.pid}/environ`, 'utf8').split('\0');
     const threads = environ.find((e) => e.startsWith('TF_INTRA_OP_THREADS='))?.split('=')[1];
     expect(threads).toMatch(/^[1-9]\d*$/);
+  });
+
+  it('runs the server and its worker processes on plain node, on dist/: no tsx in any command line', () => {
+    const pid = server.child.pid!;
+    // The entrypoint execs the command, so the process started is the server.
+    expect(commandLine(pid)).toEqual(['node', 'dist/main.js']);
+    const workers = childrenOf(pid).map(commandLine);
+    // Default settings: worker processes (WORKER_ISOLATION=auto with the onnxruntime executor).
+    expect(workers.length).toBeGreaterThan(0);
+    for (const argv of workers) {
+      expect(argv).toHaveLength(2);
+      expect(argv[1]).toBe(path.join(image.root, image.workdir, 'dist/inference/worker/worker-main.js'));
+    }
+    for (const argv of [commandLine(pid), ...workers]) expect(argv.join(' ')).not.toMatch(/tsx/);
   });
 
   it('passes the image HEALTHCHECK (readiness)', async () => {
