@@ -14,6 +14,8 @@ export const ERROR_CODES = {
   LIMIT_EXCEEDED: 'a configured size limit was exceeded',
   WORKER_FAILED: 'the worker running the request crashed or hung; retrying may succeed',
   SHUTTING_DOWN: 'the server is draining and accepts no new requests',
+  UNAUTHENTICATED: 'the endpoint needs the management token',
+  FORBIDDEN: 'the token given is not the management token',
   INTERNAL: 'an internal error',
 } as const;
 
@@ -26,7 +28,7 @@ export type ErrorCode = keyof typeof ERROR_CODES;
  */
 const CLIENT_OUTCOMES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'INVALID_INPUT', 'MODEL_NOT_FOUND', 'MODEL_NOT_READY', 'QUEUE_FULL', 'DEADLINE_EXCEEDED', 'CANCELLED',
-  'LIMIT_EXCEEDED', 'SHUTTING_DOWN',
+  'LIMIT_EXCEEDED', 'SHUTTING_DOWN', 'UNAUTHENTICATED', 'FORBIDDEN',
 ]);
 
 export class ServeError extends Error {

@@ -7,6 +7,7 @@ import { availableCores, loadConfig, type Config } from './config.ts';
 import { isServeError } from './errors.ts';
 import { asyncStdout, createLogger, type Logger } from './logger.ts';
 import { InferenceService, DEFAULT_IMAGE_LIMITS } from './inference/index.ts';
+import { Edge } from './api/edge/index.ts';
 import { createMetrics } from './api/metrics.ts';
 import { buildHttpApp } from './api/http/app.ts';
 import { createGrpcServer } from './api/grpc/server.ts';
@@ -32,9 +33,6 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     logger.warn({ backend: config.ENGINE_BACKEND },
       `DEVELOPMENT ONLY: inference runs on the '${config.ENGINE_BACKEND}' backend, orders of magnitude slower than native TensorFlow`);
   }
-  let draining = false;
-  const lifecycle = { isDraining: () => draining };
-
   const service = await InferenceService.start({
     repositoryRoot: config.MODEL_REPOSITORY,
     workers: config.WORKERS,
@@ -63,7 +61,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     logger,
   });
   const metrics = createMetrics(service);
-  const deps = { service, config, logger, metrics, lifecycle };
+  const edge = new Edge({ service, config, logger, metrics });
+  const deps = { service, config, logger, metrics, edge };
   const http = await buildHttpApp(deps, { tls });
   const grpc = createGrpcServer(deps, { tls });
   const httpAddress = await http.listen({ host: config.HOST, port: config.HTTP_PORT });
@@ -80,7 +79,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const shutdown = (reason: string): Promise<void> => {
     stopping ??= (async () => {
       logger.info({ reason, timeoutMs: config.SHUTDOWN_TIMEOUT_MS }, 'draining: not ready, finishing in-flight requests');
-      draining = true;
+      edge.setDraining(true);
       grpc.setServing(false);
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.SHUTDOWN_TIMEOUT_MS).unref());
       // Keep reading for a moment before closing idle kept-alive sockets: a request already on its

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REQUEST_ID_METADATA_KEY } from '../src/api/grpc/call-context.ts';
+import { REQUEST_ID_METADATA_KEY } from '../src/api/grpc/calls.ts';
 import { ERROR_CODE_METADATA_KEY } from '../src/api/grpc/status-codes.ts';
 import { useNativeEngine } from './helpers/engine.ts';
 import { writeTinyModelFolder } from './helpers/tiny-model.ts';
@@ -17,11 +17,11 @@ import { grpcClients, startRealServer, type GrpcClients, type RealServer } from 
 import { listenerClosed } from './helpers/drain-probe.ts';
 
 /**
- * The refusal the handlers give while draining (model-infer.ts, classifier.ts). The service's own
+ * The refusal the edge gives while draining (src/api/edge), the same on both transports. The service's own
  * SHUTTING_DOWN ('the server is shutting down') is what a call dropped by a closing service gets:
  * that one is broken.
  */
-const DRAINING = 'the server is draining and accepts no new requests';
+const DRAINING = 'the server is draining and accepts no new inference requests';
 /** Within the model's queue (maxQueueSize) and the connection's stream limit (GRPC_MAX_CONCURRENT_STREAMS). */
 const MAX_IN_FLIGHT = 4000;
 

@@ -17,8 +17,8 @@ export interface ServiceMetrics {
   readonly registry: Registry;
   /**
    * One finished request at a transport edge. `model` is whatever the client named: it becomes a
-   * label value only if a model of that name is loaded, else UNKNOWN_MODEL_LABEL, so no client
-   * string can mint a series. '' (calls about no model, e.g. ServerLive) stays ''.
+   * label value only if a model of that name is loaded, else UNKNOWN_MODEL_LABEL (also when the
+   * request never named one), so no client string can mint a series.
    */
   observeRequest(transport: Transport, model: string, outcome: string, seconds: number): void;
   /** Stops listening to the inference service. */
@@ -73,10 +73,12 @@ export function createMetrics(service: InferenceService): ServiceMetrics {
       for (const m of service.listModels()) this.set({ model: `${m.name}:${m.version}` }, m.state === 'READY' ? 1 : 0);
     },
   });
-  new Gauge({
+  // A counter (the _total convention): the pool counts replacements, the scrape reads its count.
+  new Counter({
     name: 'densenet_worker_restarts_total', help: 'Inference workers replaced after a crash or hang', registers: [registry],
     collect() {
-      this.set(service.workerRestarts);
+      this.reset();
+      this.inc(service.workerRestarts);
     },
   });
 
@@ -92,8 +94,7 @@ export function createMetrics(service: InferenceService): ServiceMetrics {
     },
   });
 
-  const modelLabel = (model: string): string =>
-    model === '' || service.listModels().some((m) => m.name === model) ? model : UNKNOWN_MODEL_LABEL;
+  const modelLabel = (model: string): string => (service.hasModel(model) ? model : UNKNOWN_MODEL_LABEL);
 
   return {
     registry,

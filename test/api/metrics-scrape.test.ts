@@ -117,18 +117,18 @@ describe('/metrics scraped and parsed as Prometheus text', () => {
   it('counts exactly one worker restart after a worker process is SIGKILLed, and serves again', async () => {
     expect(workerPids).toHaveLength(1);
     const [pid] = workerPids as [number];
-    const restartsBefore = sample(await scrape(base), 'densenet_worker_restarts_total', 'gauge');
+    const restartsBefore = sample(await scrape(base), 'densenet_worker_restarts_total', 'counter');
     process.kill(pid, 'SIGKILL');
     await expect.poll(() => isRunning(pid), { timeout: 10_000 }).toBe(false);
     // The replacement reloads the model before it takes work; then the model is ready again.
     await expect.poll(async () => {
       const m = await scrape(base);
-      return [sample(m, 'densenet_worker_restarts_total', 'gauge'), sample(m, 'densenet_model_ready', 'gauge', { model: KEY })];
+      return [sample(m, 'densenet_worker_restarts_total', 'counter'), sample(m, 'densenet_model_ready', 'gauge', { model: KEY })];
     }, { timeout: 60_000, interval: 100 }).toEqual([restartsBefore + 1, 1]);
     const res = await fetch(`${base}/v1/models/${MODEL}/classify`, { method: 'POST', body: await noisePng(4, 20, 20) });
     expect(res.status).toBe(200);
     const m = await scrape(base);
-    expect(sample(m, 'densenet_worker_restarts_total', 'gauge')).toBe(restartsBefore + 1);
+    expect(sample(m, 'densenet_worker_restarts_total', 'counter')).toBe(restartsBefore + 1);
     // The replacement is another process.
     const now = [...childPids()].filter(isRunning);
     expect(now).not.toContain(pid);

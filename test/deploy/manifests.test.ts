@@ -88,11 +88,11 @@ describe('deployment manifests', () => {
   /** The HTTP app answers GET `url` with `status`, as ready and while draining. */
   async function answers(url: string, draining: boolean): Promise<number> {
     expect(h.app.hasRoute({ method: 'GET', url }), `GET ${url} is a route of the HTTP app`).toBe(true);
-    h.lifecycle.draining = draining;
+    h.edge.setDraining(draining);
     try {
       return (await h.app.inject({ method: 'GET', url })).statusCode;
     } finally {
-      h.lifecycle.draining = false;
+      h.edge.setDraining(false);
     }
   }
   const expectReadiness = async (url: string) => {

@@ -1,20 +1,19 @@
 // Properties of the Open Inference Protocol's binary data extension on the REST side
-// (src/api/http/binary-data.ts, v2-inputs.ts), on inputs fast-check makes up: tensors sent
+// (src/api/http/binary-data.ts, v2-wire.ts, and the shared src/api/oip), on inputs fast-check makes up: tensors sent
 // binary or as JSON come out bit for bit; any Inference-Header-Content-Length with any body,
 // and any near-valid request, end in a decoded input or a coded error (INVALID_INPUT,
 // LIMIT_EXCEEDED) — never a TypeError, a RangeError or an allocation the shape alone asked for.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ServeError } from '../../src/errors.ts';
-import {
-  BinaryReader, bytesElementsToBuffer, float32FromBytes, float32ToBytes, readBytesElements, splitBody,
-} from '../../src/api/http/binary-data.ts';
+import { BinaryReader, splitBody } from '../../src/api/http/binary-data.ts';
 import { parseJson } from '../../src/api/http/body-reader.ts';
 import { DATATYPES, InferRequest } from '../../src/api/http/schemas.ts';
-import { decodeInput } from '../../src/api/http/v2-inputs.ts';
-import { planOutputs } from '../../src/api/http/v2-outputs.ts';
+import { toInferRequest } from '../../src/api/http/v2-wire.ts';
 import { parseInput } from '../../src/api/http/validation.ts';
-import type { ModelMetadata } from '../../src/inference/index.ts';
+import { decodeModelInput, planOutputs, type InferLimits } from '../../src/api/oip/infer-request.ts';
+import { decodeTensor, float32ToLE, joinBytesElements, splitBytesElements } from '../../src/api/oip/tensor-data.ts';
+import type { ModelDescription } from '../../src/inference/index.ts';
 
 const SEED = 0xb1a7;
 const H = 4;
@@ -22,11 +21,13 @@ const W = 3;
 const C = 2;
 const PER_IMAGE = H * W * C;
 const MAX_ELEMENTS = 4096;
-const META: ModelMetadata = {
-  name: 'm', versions: ['1'], platform: 'test', labels: ['a', 'b'], maxBatchSize: 4,
-  inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, H, W, C] }],
-  outputs: [{ name: 'logits', datatype: 'FP32', shape: [-1, 2] }, { name: 'probabilities', datatype: 'FP32', shape: [-1, 2] }],
+const MODEL: ModelDescription = {
+  name: 'm', version: '1', versions: ['1'], labels: ['a', 'b'], maxBatchSize: 4, maxQueueDelayMs: 0, preferredBatchSizes: [],
+  instances: 1, executor: 'fused',
+  // Two channels: the protocol layer takes the model's shape as it is (image models have 1 or 3).
+  input: { height: H, width: W, channels: C as 1 | 3 },
 };
+const LIMITS: InferLimits = { maxTensorElements: MAX_ELEMENTS, maxImagesPerRequest: 64 };
 
 function codedOnly<T>(run: () => T, codes: readonly string[] = ['INVALID_INPUT']): T | ServeError {
   try {
@@ -38,12 +39,14 @@ function codedOnly<T>(run: () => T, codes: readonly string[] = ['INVALID_INPUT']
 }
 
 /** The request path of POST /v2/models/m/infer after the body is read (routes/v2-inference.ts). */
-function decodeBody(body: Buffer, header: string | string[] | undefined) {
+function decodeBody(body: Buffer, header: string | string[] | undefined, limits = LIMITS) {
   const { json, binary } = splitBody(body, header);
-  const request = parseInput(InferRequest, parseJson(json), 'body');
-  const input = decodeInput(request, binary, META, MAX_ELEMENTS);
-  return { request, input, plans: planOutputs(request, META) };
+  const request = toInferRequest(parseInput(InferRequest, parseJson(json), 'body'), binary, { model: 'm' });
+  const input = decodeModelInput(request, MODEL, limits);
+  return { request, input, plans: planOutputs(request.outputs) };
 }
+
+const rawFp32 = (bytes: Buffer, count: number) => decodeTensor('FP32', [count], { kind: 'raw', bytes, field: 'x' });
 
 const bits = (f: Float32Array): number[] => [...new Uint32Array(f.buffer, f.byteOffset, f.length)];
 
@@ -79,8 +82,8 @@ const sentInput: fc.Arbitrary<SentInput> = fc
   .map((r) => {
     const { n, layout, binary, datatype, values } = r;
     const shape = datatype === 'BYTES' ? [n] : layout === 'HWC' ? [H, W, C] : layout === 'NHWC' ? [n, H, W, C] : [n, C, H, W];
-    const raw = datatype === 'FP32' ? float32ToBytes(values as Float32Array)
-      : datatype === 'UINT8' ? Buffer.from(values as Uint8Array) : bytesElementsToBuffer(values as Uint8Array[]);
+    const raw = datatype === 'FP32' ? float32ToLE(values as Float32Array)
+      : datatype === 'UINT8' ? Buffer.from(values as Uint8Array) : joinBytesElements(values as Uint8Array[]);
     const data = datatype === 'BYTES' ? (values as Uint8Array[]).map((e) => Buffer.from(e).toString('base64')) : [...(values as Float32Array | Uint8Array)];
     const input = binary ? { name: 'input', datatype, shape, parameters: { binary_data_size: raw.length } } : { name: 'input', datatype, shape, data };
     return { ...r, shape, raw, json: Buffer.from(JSON.stringify({ inputs: [input] })) };
@@ -135,14 +138,15 @@ describe('binary data extension properties', () => {
 
   it('round-trips FP32 bit patterns and BYTES elements; splits any bytes into elements or refuses them', () => {
     fc.assert(fc.property(fc.float32Array({ maxLength: 50 }), fc.array(fc.uint8Array({ maxLength: 20 }), { maxLength: 6 }), (floats, elements) => {
-      expect(bits(float32FromBytes(float32ToBytes(floats), floats.length, 'x'))).toEqual(bits(floats));
-      const wire = bytesElementsToBuffer(elements);
-      expect(readBytesElements(wire, elements.length, 'x').map((e) => [...e])).toEqual(elements.map((e) => [...e]));
+      const decoded = rawFp32(float32ToLE(floats), floats.length);
+      expect(decoded.datatype === 'FP32' && bits(decoded.data)).toEqual(bits(floats));
+      const wire = joinBytesElements(elements);
+      expect(splitBytesElements(wire, elements.length, 'x').map((e) => [...e])).toEqual(elements.map((e) => [...e]));
     }), { seed: SEED, numRuns: 300 });
     fc.assert(fc.property(fc.uint8Array({ maxLength: 48 }), fc.integer({ min: 0, max: 6 }), (bytes, count) => {
-      const result = codedOnly(() => readBytesElements(Buffer.from(bytes), count, 'x'));
-      if (!(result instanceof ServeError)) expect(bytesElementsToBuffer(result).equals(Buffer.from(bytes))).toBe(true);
-      expect(codedOnly(() => float32FromBytes(Buffer.from(bytes), count, 'x')) instanceof ServeError).toBe(bytes.length !== count * 4);
+      const result = codedOnly(() => splitBytesElements(Buffer.from(bytes), count, 'x'));
+      if (!(result instanceof ServeError)) expect(joinBytesElements(result).equals(Buffer.from(bytes))).toBe(true);
+      expect(codedOnly(() => rawFp32(Buffer.from(bytes), count)) instanceof ServeError).toBe(bytes.length !== count * 4);
     }), { seed: SEED, numRuns: 300 });
   });
 
@@ -223,7 +227,8 @@ describe('binary data extension properties', () => {
     // 307 MB if the shape alone were allocated for; the data holds one element.
     const body = { inputs: [{ name: 'input', datatype: 'FP32', shape: [3_200_000, H, W, C], data: [0] }] };
     const before = process.memoryUsage().arrayBuffers;
-    const err = codedOnly(() => decodeInput(parseInput(InferRequest, body, 'body'), Buffer.alloc(0), META, 2 ** 31 - 1));
+    const json = Buffer.from(JSON.stringify(body));
+    const err = codedOnly(() => decodeBody(json, undefined, { maxTensorElements: 2 ** 31 - 1, maxImagesPerRequest: 2 ** 31 - 1 }));
     expect((err as ServeError).message).toMatch(/^inputs\[0\]\.data: shape \[3200000, 4, 3, 2\] needs 76800000 elements, got 1/);
     expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(1 << 20);
   });

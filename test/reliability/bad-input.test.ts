@@ -17,6 +17,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { FastifyInstance } from 'fastify';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Edge } from '../../src/api/edge/index.ts';
 import { buildHttpApp } from '../../src/api/http/app.ts';
 import { createGrpcServer, type GrpcServer } from '../../src/api/grpc/server.ts';
 import { loadProtos } from '../../src/api/grpc/proto.ts';
@@ -110,7 +111,7 @@ async function startService(): Promise<void> {
     hangTimeoutMs: config.WORKER_HANG_TIMEOUT_MS, loadTimeoutMs: config.MODEL_LOAD_TIMEOUT_MS, imageLimits: limits, logger,
   });
   metrics = createMetrics(service);
-  const deps = { service, config, logger, metrics, lifecycle: { isDraining: () => false } };
+  const deps = { service, config, logger, metrics, edge: new Edge({ service, config, logger, metrics }) };
   app = await buildHttpApp(deps);
   httpPort = Number(new URL(await app.listen({ host: config.HOST, port: 0 })).port);
   grpcServer = createGrpcServer(deps);

@@ -141,7 +141,7 @@ describe('errors', () => {
     const boom = (): never => {
       throw new Error(`disk on fire reading ${path.join(repo, 'tiny', 'weights.safetensors')}`);
     };
-    const spy = vi.spyOn(InferenceService.prototype, 'metadata').mockImplementation(boom);
+    const spy = vi.spyOn(InferenceService.prototype, 'describe').mockImplementation(boom);
     try {
       const res = await fetch(`${base}/v2/models/tiny`, { headers: { 'x-request-id': 'boom-http' } });
       expect(res.status).toBe(500);
@@ -161,7 +161,7 @@ describe('errors', () => {
       spy.mockRestore();
     }
     const logged = s.logs.map((l) => JSON.parse(l) as { level: number; requestId?: string; reqId?: string; err?: { stack?: string } });
-    expect(logged.find((l) => l.level === 50 && l.requestId === 'boom-http')?.err?.stack).toContain('disk on fire');
+    expect(logged.find((l) => l.level === 50 && l.reqId === 'boom-http')?.err?.stack).toContain('disk on fire');
     expect(logged.find((l) => l.level === 50 && l.reqId === 'boom-grpc')?.err?.stack).toContain('hardening.test.ts');
   });
 

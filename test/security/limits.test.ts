@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { limitConnections } from '../../src/api/connection-limits.ts';
+import { Edge } from '../../src/api/edge/index.ts';
 import { buildHttpApp, timeoutCheckIntervalMs } from '../../src/api/http/app.ts';
 import { createGrpcServer, type GrpcServer } from '../../src/api/grpc/server.ts';
 import { loadConfig } from '../../src/config.ts';
@@ -35,14 +36,18 @@ afterAll(async () => {
 const configOf = (env: Record<string, string>) => loadConfig({ MODEL_REPOSITORY: h.root, LOG_LEVEL: 'silent', ...env });
 
 async function httpApp(env: Record<string, string>): Promise<number> {
-  const app = await buildHttpApp({ service: h.service, config: configOf(env), logger: h.deps.logger, metrics: h.metrics, lifecycle: { isDraining: () => false } });
+  const config = configOf(env);
+  const deps = { service: h.service, config, logger: h.deps.logger, metrics: h.metrics };
+  const app = await buildHttpApp({ ...deps, edge: new Edge(deps) });
   apps.push(app);
   await app.listen({ host: '127.0.0.1', port: 0 });
   return (app.server.address() as { port: number }).port;
 }
 
 async function grpcServer(env: Record<string, string>): Promise<{ port: number; clients: GrpcClients }> {
-  const server = createGrpcServer({ ...h.deps, config: configOf(env) }, { healthPollMs: 50 });
+  const config = configOf(env);
+  const deps = { ...h.deps, config };
+  const server = createGrpcServer({ ...deps, edge: new Edge(deps) }, { healthPollMs: 50 });
   servers.push(server);
   const port = await server.bind('127.0.0.1', 0);
   const c = grpcClients(`127.0.0.1:${port}`);

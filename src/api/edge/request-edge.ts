@@ -48,9 +48,9 @@ export class Edge {
     return this.draining;
   }
 
-  /** From SIGTERM on: inference requests are refused and readiness reports false. */
-  startDraining(): void {
-    this.draining = true;
+  /** From SIGTERM on (main.ts): inference requests are refused and readiness reports false. */
+  setDraining(draining: boolean): void {
+    this.draining = draining;
   }
 
   /** Requests begun and not yet finished, on both transports. */
@@ -92,7 +92,7 @@ export class RequestEdge {
 
   constructor(private readonly edge: Edge, readonly transport: Transport, private readonly options: BeginOptions, private readonly inflight: InflightCounter) {
     this.requestId = requestIdFrom(options.requestId) ?? randomUUID();
-    this.log = edge.deps.logger.child({ reqId: this.requestId });
+    this.log = edge.deps.logger.child({ component: transport, reqId: this.requestId });
     inflight.enter();
     if (options.deadline !== undefined) this.armDeadline(options.deadline);
   }
@@ -119,6 +119,7 @@ export class RequestEdge {
    * checked again when it is queued.
    */
   admit(model: string | undefined, version: string | undefined): ModelRef {
+    this.model = model || undefined;
     if (this.options.inference && this.edge.isDraining) {
       throw new ServeError('SHUTTING_DOWN', 'the server is draining and accepts no new inference requests');
     }

@@ -10,7 +10,7 @@
 // so Watch streams see changes only. A model that goes away stays known, as NOT_SERVING.
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import type { Server } from '@grpc/grpc-js';
-import type { GrpcServerDeps } from './deps.ts';
+import type { ApiDeps } from '../deps.ts';
 import { CLASSIFIER_SERVICE_NAME, INFERENCE_SERVICE_NAME } from './proto.ts';
 
 export const OVERALL_SERVICE_NAMES = ['', INFERENCE_SERVICE_NAME, CLASSIFIER_SERVICE_NAME] as const;
@@ -23,7 +23,7 @@ export class HealthStatuses {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
-  constructor(private readonly deps: Pick<GrpcServerDeps, 'service' | 'lifecycle'>, private readonly pollMs = DEFAULT_HEALTH_POLL_MS) {
+  constructor(private readonly deps: Pick<ApiDeps, 'service' | 'edge'>, private readonly pollMs = DEFAULT_HEALTH_POLL_MS) {
     this.refresh();
   }
 
@@ -45,7 +45,7 @@ export class HealthStatuses {
 
   /** ServerReady and the overall health status. */
   isServerReady(): boolean {
-    return this.serving && !this.stopped && !this.deps.lifecycle.isDraining() && this.deps.service.isReady();
+    return this.serving && !this.stopped && this.deps.edge.isReady();
   }
 
   refresh(): void {

@@ -1,7 +1,13 @@
-// inference.GRPCInferenceService's health and metadata RPCs: ServerLive, ServerReady,
-// ModelReady, ServerMetadata, ModelMetadata.
-import { createRequire } from 'node:module';
-import type { GrpcServerDeps } from './deps.ts';
+// inference.GRPCInferenceService's health, metadata and configuration RPCs: ServerLive,
+// ServerReady, ModelReady, ServerMetadata, ModelMetadata, ModelConfig — the Open Inference
+// Protocol's answers (../oip) on the gRPC wire. An unknown model is NOT_FOUND everywhere, as in
+// Triton (ModelReady included).
+import { invalidInput } from '../../errors.ts';
+import type { ApiDeps } from '../deps.ts';
+import { modelConfig, modelMetadata, serverMetadata } from '../oip/index.ts';
+import type { CallHandler } from './calls.ts';
+import type { ModelConfigRequest__Output } from './generated/inference/ModelConfigRequest.ts';
+import type { ModelConfigResponse } from './generated/inference/ModelConfigResponse.ts';
 import type { ModelMetadataRequest__Output } from './generated/inference/ModelMetadataRequest.ts';
 import type { ModelMetadataResponse } from './generated/inference/ModelMetadataResponse.ts';
 import type { ModelReadyRequest__Output } from './generated/inference/ModelReadyRequest.ts';
@@ -9,13 +15,18 @@ import type { ModelReadyResponse } from './generated/inference/ModelReadyRespons
 import type { ServerLiveResponse } from './generated/inference/ServerLiveResponse.ts';
 import type { ServerMetadataResponse } from './generated/inference/ServerMetadataResponse.ts';
 import type { ServerReadyResponse } from './generated/inference/ServerReadyResponse.ts';
-import type { CallContext } from './call-context.ts';
-import { invalid } from './tensor-codec.ts';
 
-export const SERVER_NAME = 'densenet-serve';
-export const SERVER_VERSION: string = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
-/** Open Inference Protocol extensions this endpoint implements. */
-export const GRPC_EXTENSIONS = ['classification'];
+interface ModelRequest {
+  name: string;
+  version: string;
+}
+
+/** The model (version) a metadata request names; MODEL_NOT_FOUND when the server has none. */
+function describeModel(deps: ApiDeps, request: ModelRequest, ctx: { model: string | undefined }) {
+  if (!request.name) throw invalidInput('name', 'required');
+  ctx.model = request.name;
+  return deps.service.describe(request.name, request.version || undefined);
+}
 
 export function serverLive(): ServerLiveResponse {
   // Answering at all is the proof: the event loop is free and the process is up.
@@ -26,29 +37,21 @@ export function serverReady(readiness: { isServerReady(): boolean }) {
   return (): ServerReadyResponse => ({ ready: readiness.isServerReady() });
 }
 
-export function modelReady(deps: GrpcServerDeps) {
-  return (request: ModelReadyRequest__Output, ctx: CallContext): ModelReadyResponse => {
-    if (!request.name) throw invalid('name', 'required');
-    ctx.model = request.name;
-    return { ready: !deps.lifecycle.isDraining() && deps.service.isReady(request.name, request.version || undefined) };
+export function modelReady(deps: ApiDeps): CallHandler<ModelReadyRequest__Output, ModelReadyResponse> {
+  return (request, ctx) => {
+    describeModel(deps, request, ctx);
+    return { ready: deps.edge.isReady(request.name, request.version || undefined) };
   };
 }
 
-export function serverMetadata(): ServerMetadataResponse {
-  return { name: SERVER_NAME, version: SERVER_VERSION, extensions: GRPC_EXTENSIONS };
+export function serverMetadataRpc(): ServerMetadataResponse {
+  return serverMetadata();
 }
 
-export function modelMetadata(deps: GrpcServerDeps) {
-  return (request: ModelMetadataRequest__Output, ctx: CallContext): ModelMetadataResponse => {
-    if (!request.name) throw invalid('name', 'required');
-    ctx.model = request.name;
-    const meta = deps.service.metadata(request.name, request.version || undefined);
-    return {
-      name: meta.name,
-      versions: meta.versions,
-      platform: meta.platform,
-      inputs: meta.inputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape })),
-      outputs: meta.outputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape })),
-    };
-  };
+export function modelMetadataRpc(deps: ApiDeps): CallHandler<ModelMetadataRequest__Output, ModelMetadataResponse> {
+  return (request, ctx) => modelMetadata(describeModel(deps, request, ctx));
+}
+
+export function modelConfigRpc(deps: ApiDeps): CallHandler<ModelConfigRequest__Output, ModelConfigResponse> {
+  return (request, ctx) => ({ config: modelConfig(describeModel(deps, request, ctx)) });
 }

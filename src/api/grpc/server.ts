@@ -12,20 +12,20 @@ import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { limitConnections } from '../connection-limits.ts';
+import type { ApiDeps } from '../deps.ts';
 import type { TlsMaterial } from '../tls.ts';
-import { InflightCalls, unary, type EdgeDeps } from './call-context.ts';
+import { unary } from './calls.ts';
 import { classify, listModels } from './classifier.ts';
-import type { GrpcServerDeps } from './deps.ts';
 import type { ClassifierHandlers } from './generated/densenet/v1/Classifier.ts';
 import type { GRPCInferenceServiceHandlers } from './generated/inference/GRPCInferenceService.ts';
 import { widenConnectionWindows, widenStreamWindow } from './flow-control.ts';
 import { DEFAULT_HEALTH_POLL_MS, HealthStatuses } from './health.ts';
-import { modelInfer } from './model-infer.ts';
+import { modelInfer, modelStreamInfer } from './model-infer.ts';
 import { loadProtos } from './proto.ts';
 import { receiveTimeout } from './receive-timeout.ts';
-import { modelMetadata, modelReady, serverLive, serverMetadata, serverReady } from './server-info.ts';
+import { repositoryRpcs } from './repository-rpcs.ts';
+import { modelConfigRpc, modelMetadataRpc, modelReady, serverLive, serverMetadataRpc, serverReady } from './server-info.ts';
 
-export type { GrpcServerDeps } from './deps.ts';
 
 export interface GrpcServerOptions {
   /** How often model and server readiness are re-read for the health service. */
@@ -64,7 +64,7 @@ export function serverCredentials(tls: TlsMaterial | undefined): grpc.ServerCred
   return grpc.ServerCredentials.createSsl(tls.ca ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], tls.ca !== undefined);
 }
 
-export function createGrpcServer(deps: GrpcServerDeps, options: GrpcServerOptions = {}): GrpcServer {
+export function createGrpcServer(deps: ApiDeps, options: GrpcServerOptions = {}): GrpcServer {
   const { packageDefinition, inference, densenet } = loadProtos();
   const { config } = deps;
   const maxMessage = config.MAX_GRPC_MESSAGE_BYTES;
@@ -80,20 +80,29 @@ export function createGrpcServer(deps: GrpcServerDeps, options: GrpcServerOption
     'grpc.max_connection_idle_ms': config.IDLE_TIMEOUT_MS,
     interceptors: [receiveTimeout(config.REQUEST_TIMEOUT_MS, log)],
   });
-  const edge: EdgeDeps = { log, metrics: deps.metrics, inflight: new InflightCalls() };
+  const { edge } = deps;
   const health = new HealthStatuses(deps, options.healthPollMs ?? DEFAULT_HEALTH_POLL_MS);
+  const probe = { inference: false, level: 'debug' } as const;
+  const management = { inference: false } as const;
+  const inferenceCall = { inference: true } as const;
+  const repository = repositoryRpcs(deps);
 
   const inferenceHandlers: GRPCInferenceServiceHandlers = {
-    ServerLive: unary(edge, 'ServerLive', serverLive, 'debug'),
-    ServerReady: unary(edge, 'ServerReady', serverReady(health), 'debug'),
-    ModelReady: unary(edge, 'ModelReady', modelReady(deps), 'debug'),
-    ServerMetadata: unary(edge, 'ServerMetadata', serverMetadata, 'debug'),
-    ModelMetadata: unary(edge, 'ModelMetadata', modelMetadata(deps), 'debug'),
-    ModelInfer: unary(edge, 'ModelInfer', modelInfer(deps)),
+    ServerLive: unary(edge, 'ServerLive', serverLive, probe),
+    ServerReady: unary(edge, 'ServerReady', serverReady(health), probe),
+    ModelReady: unary(edge, 'ModelReady', modelReady(deps), probe),
+    ServerMetadata: unary(edge, 'ServerMetadata', serverMetadataRpc, probe),
+    ModelMetadata: unary(edge, 'ModelMetadata', modelMetadataRpc(deps), probe),
+    ModelConfig: unary(edge, 'ModelConfig', modelConfigRpc(deps), probe),
+    ModelInfer: unary(edge, 'ModelInfer', modelInfer(deps), inferenceCall),
+    ModelStreamInfer: modelStreamInfer(deps),
+    RepositoryIndex: unary(edge, 'RepositoryIndex', repository.RepositoryIndex, management),
+    RepositoryModelLoad: unary(edge, 'RepositoryModelLoad', repository.RepositoryModelLoad, management),
+    RepositoryModelUnload: unary(edge, 'RepositoryModelUnload', repository.RepositoryModelUnload, management),
   };
   const classifierHandlers: ClassifierHandlers = {
-    Classify: unary(edge, 'Classify', classify(deps)),
-    ListModels: unary(edge, 'ListModels', listModels(deps), 'debug'),
+    Classify: unary(edge, 'Classify', classify(deps), inferenceCall),
+    ListModels: unary(edge, 'ListModels', listModels(deps), probe),
   };
   server.addService(inference.GRPCInferenceService.service, inferenceHandlers);
   server.addService(densenet.v1.Classifier.service, classifierHandlers);
@@ -135,7 +144,7 @@ export function createGrpcServer(deps: GrpcServerDeps, options: GrpcServerOption
       listener?.close();
       const stopped = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       const end = performance.now() + graceMs;
-      await within(edge.inflight.idle(), graceMs);
+      await within(edge.idle(), graceMs);
       // Answers just given still have to reach the wire; open Watch streams would hold
       // tryShutdown forever, so wait for it only briefly.
       await within(stopped, Math.min(FLUSH_MS, Math.max(0, end - performance.now())));

@@ -12,10 +12,11 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyHttpOptions
 import type { Config } from '../../config.ts';
 import { limitConnections } from '../connection-limits.ts';
 import type { TlsMaterial } from '../tls.ts';
-import type { HttpDeps } from './deps.ts';
+import type { ApiDeps } from '../deps.ts';
+import { requestIdFrom } from '../edge/index.ts';
 import { toHttpError } from './error-status.ts';
 import { collectRouteDocs } from './openapi.ts';
-import { installRequestLifecycle, requestIdFrom } from './request-context.ts';
+import { installRequestLifecycle } from './request-context.ts';
 import { classifyRoutes } from './routes/classify.ts';
 import { docsRoutes } from './routes/docs.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -23,8 +24,6 @@ import { metricsRoutes } from './routes/metrics.ts';
 import { repositoryRoutes } from './routes/repository.ts';
 import { v2InferenceRoutes } from './routes/v2-inference.ts';
 import { v2MetadataRoutes } from './routes/v2-metadata.ts';
-
-export type { HttpDeps } from './deps.ts';
 
 export interface HttpAppOptions {
   /** Serve HTTPS with this material (src/api/tls.ts); plain HTTP without it. */
@@ -60,7 +59,7 @@ function httpsOptions(tls: TlsMaterial, config: Config): HttpsServerOptions {
   };
 }
 
-export async function buildHttpApp(deps: HttpDeps, options: HttpAppOptions = {}): Promise<FastifyInstance> {
+export async function buildHttpApp(deps: ApiDeps, options: HttpAppOptions = {}): Promise<FastifyInstance> {
   // Settings are validated once, in src/config.ts (e.g. METRICS_REQUIRE_TOKEN needs AUTH_TOKEN).
   const { config } = deps;
   const log = deps.logger.child({ component: 'http' });
@@ -71,7 +70,7 @@ export async function buildHttpApp(deps: HttpDeps, options: HttpAppOptions = {})
     // pino's Logger and Fastify's logger type disagree on generics only; the object is the same.
     loggerInstance: log as FastifyBaseLogger,
     // One line per request, written by the request lifecycle (request-context.ts).
-    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'reqId' }),
     requestIdHeader: false,
     genReqId: (req) => requestIdFrom(req.headers['x-request-id']) ?? randomUUID(),
     bodyLimit: config.MAX_BODY_BYTES,
@@ -92,8 +91,8 @@ export async function buildHttpApp(deps: HttpDeps, options: HttpAppOptions = {})
   app.setErrorHandler((err, request, reply) => {
     const answer = toHttpError(err);
     const edge = request.edge as typeof request.edge | null;
-    if (edge) edge.errorCode = answer.code ?? (answer.hidden ? 'INTERNAL' : String((err as { code?: unknown }).code ?? answer.status));
-    if (answer.hidden) request.log.error({ err }, 'request failed');
+    if (edge) edge.errorCode ??= answer.code ?? (answer.hidden ? 'INTERNAL' : String((err as { code?: unknown }).code ?? answer.status));
+    if (answer.hidden) (edge?.log ?? request.log).error({ err }, 'request failed');
     if (answer.code === 'SHUTTING_DOWN') reply.header('connection', 'close');
     return reply.code(answer.status).headers(answer.headers).send({ error: answer.message });
   });

@@ -12,6 +12,8 @@ export interface HttpErrorMapping {
    * client then reads the code's generic description and the full error goes to the log.
    */
   expose: boolean;
+  /** Headers every such answer carries. */
+  headers?: Readonly<Record<string, string>>;
 }
 
 export const HTTP_ERRORS: Readonly<Record<ErrorCode, HttpErrorMapping>> = Object.freeze({
@@ -30,6 +32,8 @@ export const HTTP_ERRORS: Readonly<Record<ErrorCode, HttpErrorMapping>> = Object
   LIMIT_EXCEEDED: { status: 413, expose: true },
   WORKER_FAILED: { status: 503, retryAfterS: 1, expose: true },
   SHUTTING_DOWN: { status: 503, expose: true },
+  UNAUTHENTICATED: { status: 401, expose: true, headers: { 'www-authenticate': 'Bearer realm="densenet-serve"' } },
+  FORBIDDEN: { status: 403, expose: true },
   INTERNAL: { status: 500, expose: false },
 });
 
@@ -49,7 +53,7 @@ const GENERIC_INTERNAL = 'internal server error';
 export function toHttpError(err: unknown): HttpError {
   if (isServeError(err)) {
     const mapping = HTTP_ERRORS[err.code];
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> = { ...mapping.headers };
     if (mapping.retryAfterS !== undefined) {
       const hintMs = typeof err.details.retryAfterMs === 'number' ? err.details.retryAfterMs : 0;
       headers['retry-after'] = String(Math.max(mapping.retryAfterS, Math.ceil(hintMs / 1000)));

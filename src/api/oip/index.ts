@@ -32,3 +32,4 @@ export {
   type TensorData,
 } from './tensor-data.ts';
 export { decodeBase64 } from './base64.ts';
+export { loadModel, repositoryIndex, unloadModel, type RepositoryIndexEntry } from './repository.ts';

@@ -23,8 +23,7 @@ export interface InferInputTensor {
   datatype: string;
   shape: readonly (number | string)[];
   parameters: Parameters;
-  /** undefined: the request carried no data for it (named as `missing` says). */
-  data: TensorData | undefined;
+  data: TensorData;
 }
 
 export interface RequestedOutput {
@@ -40,8 +39,6 @@ export interface InferRequest {
   parameters: Parameters;
   inputs: readonly InferInputTensor[];
   outputs: readonly RequestedOutput[];
-  /** How the transport names a missing input's data, for the error message. */
-  missingDataHint: string;
 }
 
 export interface InferLimits {
@@ -82,7 +79,6 @@ export function decodeModelInput(request: InferRequest, model: ModelDescription,
       field: `${at}.shape`, limit: 'MAX_IMAGES_PER_REQUEST', max: limits.maxImagesPerRequest,
     });
   }
-  if (!input.data) throw invalidInput(`${at}.data`, `required (${request.missingDataHint})`);
   const tensor = decodeTensor(datatype, shape, input.data);
   if (tensor.datatype === 'BYTES') return { kind: 'images', images: tensor.elements, batched: true };
   return { kind: 'tensor', data: tensor.data, shape, layout: layout!, batched: shape.length === 4 };

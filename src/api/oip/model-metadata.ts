@@ -63,12 +63,14 @@ export function modelMetadata(model: ModelDescription): ModelMetadata {
   };
 }
 
+/** Triton's DataType names (BYTES is TYPE_STRING there). */
+const CONFIG_TYPES = { FP32: 'TYPE_FP32', UINT8: 'TYPE_UINT8', BYTES: 'TYPE_STRING' } as const;
+
 interface ConfigTensor {
   name: string;
-  data_type: string;
+  data_type: (typeof CONFIG_TYPES)[keyof typeof CONFIG_TYPES];
   dims: number[];
-  format?: string;
-  label_filename?: string;
+  format?: 'FORMAT_NHWC' | 'FORMAT_NCHW';
 }
 
 /**
@@ -94,8 +96,8 @@ export function modelConfig(model: ModelDescription): ModelConfig {
     platform,
     backend,
     max_batch_size: model.maxBatchSize,
-    input: meta.inputs.map((t) => ({ name: t.name, data_type: `TYPE_${t.datatype}`, format: 'FORMAT_NHWC', dims: t.shape.slice(1) })),
-    output: meta.outputs.map((t) => ({ name: t.name, data_type: `TYPE_${t.datatype}`, dims: t.shape.slice(1) })),
+    input: meta.inputs.map((t) => ({ name: t.name, data_type: CONFIG_TYPES[t.datatype], format: 'FORMAT_NHWC', dims: t.shape.slice(1) })),
+    output: meta.outputs.map((t) => ({ name: t.name, data_type: CONFIG_TYPES[t.datatype], dims: t.shape.slice(1) })),
     dynamic_batching: {
       preferred_batch_size: [...model.preferredBatchSizes],
       // uint64 in the protobuf: a decimal string, as 64-bit integers travel here.

@@ -179,7 +179,7 @@ export function float32FromLE(raw: Uint8Array): Float32Array {
   }
   // A view when aligned (no copy of a large batch); received buffers often are not.
   if (raw.byteOffset % 4 === 0) return new Float32Array(raw.buffer, raw.byteOffset, n);
-  return new Float32Array(raw.slice().buffer);
+  return new Float32Array(Uint8Array.prototype.slice.call(raw).buffer); // a copy: Buffer#slice would be a view
 }
 
 export function float32ToLE(values: Float32Array): Buffer {

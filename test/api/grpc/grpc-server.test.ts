@@ -177,7 +177,7 @@ describe('gRPC server', () => {
 
   describe('errors and observability', () => {
     it('answers an unexpected error with a generic INTERNAL and logs it in full', async () => {
-      const spy = vi.spyOn(h.service, 'metadata').mockImplementationOnce(() => {
+      const spy = vi.spyOn(h.service, 'describe').mockImplementationOnce(() => {
         throw new Error('disk on fire at /srv/secret/models');
       });
       try {
@@ -240,7 +240,8 @@ describe('gRPC server', () => {
         await h.service.unload('spare');
         await expect.poll(() => seen, EVENTUALLY).toEqual(['SERVING', 'NOT_SERVING']);
         expect((await check('spare')).response.status).toBe('NOT_SERVING');
-        expect((await unaryCall(h.inference, 'ModelReady', { name: 'spare' })).response).toEqual({ ready: false });
+        // Unloaded, the model is unknown to the server: NOT_FOUND, as Triton answers.
+        expect((await callError(unaryCall(h.inference, 'ModelReady', { name: 'spare' }))).code).toBe(grpc.status.NOT_FOUND);
         await h.service.load('spare');
         await expect.poll(() => seen, EVENTUALLY).toEqual(['SERVING', 'NOT_SERVING', 'SERVING']);
       } finally {
@@ -249,7 +250,7 @@ describe('gRPC server', () => {
     });
 
     it('reports NOT_SERVING and refuses inference with UNAVAILABLE while draining; setServing(false) flips at once', async () => {
-      h.draining.value = true;
+      h.deps.edge.setDraining(true);
       try {
         await expect.poll(async () => (await check('')).response.status, EVENTUALLY).toBe('NOT_SERVING');
         expect((await unaryCall(h.inference, 'ServerReady', {})).response).toEqual({ ready: false });
@@ -259,7 +260,7 @@ describe('gRPC server', () => {
         expect(err.metadata.get(ERROR_CODE_METADATA_KEY)).toEqual(['SHUTTING_DOWN']);
         expect((await callError(unaryCall(h.classifier, 'Classify', { images: [await pngOf(1)] }))).code).toBe(grpc.status.UNAVAILABLE);
       } finally {
-        h.draining.value = false;
+        h.deps.edge.setDraining(false);
       }
       await expect.poll(async () => (await check('')).response.status, EVENTUALLY).toBe('SERVING');
       h.grpcServer.setServing(false);

@@ -4,10 +4,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { float32ToLE } from '../../../src/api/grpc/tensor-codec.ts';
+import { Edge } from '../../../src/api/edge/index.ts';
+import type { ApiDeps } from '../../../src/api/deps.ts';
+import { float32ToLE } from '../../../src/api/oip/index.ts';
 import type { ModelInferRequest } from '../../../src/api/grpc/generated/inference/ModelInferRequest.ts';
 import { createMetrics, type ServiceMetrics } from '../../../src/api/metrics.ts';
-import { createGrpcServer, type GrpcServer, type GrpcServerDeps } from '../../../src/api/grpc/server.ts';
+import { createGrpcServer, type GrpcServer } from '../../../src/api/grpc/server.ts';
 import { loadProtos } from '../../../src/api/grpc/proto.ts';
 import type { ClassifierClient } from '../../../src/api/grpc/generated/densenet/v1/Classifier.ts';
 import type { GRPCInferenceServiceClient } from '../../../src/api/grpc/generated/inference/GRPCInferenceService.ts';
@@ -31,7 +33,7 @@ export interface LogLine {
   method?: string;
   model?: string;
   status?: string;
-  ms?: number;
+  latencyMs?: number;
   error?: string;
   err?: { message: string; stack?: string };
 }
@@ -42,10 +44,9 @@ export interface Harness {
   config: Config;
   metrics: ServiceMetrics;
   /** What the server was built from (to build another one over the same service). */
-  deps: GrpcServerDeps;
+  deps: ApiDeps;
   grpcServer: GrpcServer;
   address: string;
-  draining: { value: boolean };
   logs: LogLine[];
   inference: GRPCInferenceServiceClient;
   classifier: ClassifierClient;
@@ -63,14 +64,13 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
   const logs: LogLine[] = [];
   const logger = createLogger('debug', { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
   const service = await InferenceService.start({
-    repositoryRoot: root, workers: 1, engine: { backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1 },
+    repositoryRoot: root, workers: 1, engine: { backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1, executor: 'fused' },
     hangTimeoutMs: 20_000, loadTimeoutMs: 60_000,
     imageLimits: { ...DEFAULT_IMAGE_LIMITS, maxImagesPerRequest: config.MAX_IMAGES_PER_REQUEST, maxEncodedBytes: config.MAX_IMAGE_BYTES },
     logger,
   });
   const metrics = createMetrics(service);
-  const draining = { value: false };
-  const deps: GrpcServerDeps = { service, config, logger, metrics, lifecycle: { isDraining: () => draining.value } };
+  const deps: ApiDeps = { service, config, logger, metrics, edge: new Edge({ service, config, logger, metrics }) };
   const grpcServer = createGrpcServer(deps, { healthPollMs: options.healthPollMs ?? 50 });
   const port = await grpcServer.bind('127.0.0.1', 0);
   const address = `127.0.0.1:${port}`;
@@ -84,7 +84,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
   const classifier = new objects.densenet.v1.Classifier(address, credentials, CLIENT_OPTIONS);
   const health = new objects.grpc.health.v1.Health(address, credentials, CLIENT_OPTIONS);
   return {
-    root, service, config, metrics, deps, grpcServer, address, draining, logs, inference, classifier, health,
+    root, service, config, metrics, deps, grpcServer, address, logs, inference, classifier, health,
     async close() {
       for (const client of [inference, classifier, health]) client.close();
       await grpcServer.close(0);

@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { softmax } from '../../../src/inference/index.ts';
 import { ERROR_CODE_METADATA_KEY } from '../../../src/api/grpc/status-codes.ts';
-import { encodeBytesElements, float32ToLE } from '../../../src/api/grpc/tensor-codec.ts';
+import { float32ToLE, joinBytesElements as encodeBytesElements } from '../../../src/api/oip/index.ts';
 import type { ModelInferRequest } from '../../../src/api/grpc/generated/inference/ModelInferRequest.ts';
 import type { ModelInferResponse__Output } from '../../../src/api/grpc/generated/inference/ModelInferResponse.ts';
 import type { ModelMetadataResponse__Output } from '../../../src/api/grpc/generated/inference/ModelMetadataResponse.ts';
@@ -57,14 +57,20 @@ describe('inference.GRPCInferenceService', () => {
       expect((await unaryCall(h.inference, 'ServerReady', {})).response).toEqual({ ready: true });
       const require = createRequire(import.meta.url);
       const { version } = require('../../../package.json') as { version: string };
-      expect((await unaryCall(h.inference, 'ServerMetadata', {})).response).toEqual({ name: 'densenet-serve', version, extensions: ['classification'] });
+      // One list of extensions for both transports (GET /v2 answers the same).
+      expect((await unaryCall(h.inference, 'ServerMetadata', {})).response).toEqual({
+        name: 'densenet-serve', version,
+        extensions: ['binary_tensor_data', 'classification', 'model_repository', 'model_configuration', 'schedule_policy', 'parameters'],
+      });
     });
 
-    it('answers ModelReady for loaded, absent and malformed names', async () => {
+    it('answers ModelReady for loaded names, NOT_FOUND for absent ones (as Triton), INVALID_ARGUMENT for malformed ones', async () => {
       expect((await unaryCall(h.inference, 'ModelReady', { name: 'tiny' })).response).toEqual({ ready: true });
       expect((await unaryCall(h.inference, 'ModelReady', { name: 'tiny', version: '1' })).response).toEqual({ ready: true });
-      expect((await unaryCall(h.inference, 'ModelReady', { name: 'tiny', version: '7' })).response).toEqual({ ready: false });
-      expect((await unaryCall(h.inference, 'ModelReady', { name: 'absent' })).response).toEqual({ ready: false });
+      expect((await callError(unaryCall(h.inference, 'ModelReady', { name: 'tiny', version: '7' }))).code).toBe(grpc.status.NOT_FOUND);
+      const absent = await callError(unaryCall(h.inference, 'ModelReady', { name: 'absent' }));
+      expect(absent.code).toBe(grpc.status.NOT_FOUND);
+      expect(absent.details).toContain("no model 'absent'");
       const empty = await callError(unaryCall(h.inference, 'ModelReady', { name: '' }));
       expect(empty.code).toBe(grpc.status.INVALID_ARGUMENT);
       expect(empty.details).toMatch(/^name: required/);
@@ -74,7 +80,8 @@ describe('inference.GRPCInferenceService', () => {
     it('describes a model in Open Inference Protocol terms (int64 shapes as strings), NOT_FOUND for an absent one', async () => {
       const { response } = await unaryCall<object, ModelMetadataResponse__Output>(h.inference, 'ModelMetadata', { name: 'tiny' });
       expect(response).toEqual({
-        name: 'tiny', versions: ['1'], platform: 'densenet-serve_tfjs',
+        // What runs the batches: the harness serves with the fused tfjs executor.
+        name: 'tiny', versions: ['1'], platform: 'tfjs_fused',
         inputs: [{ name: 'input', datatype: 'FP32', shape: ['-1', '16', '16', '3'] }],
         outputs: [{ name: 'logits', datatype: 'FP32', shape: ['-1', '3'] }, { name: 'probabilities', datatype: 'FP32', shape: ['-1', '3'] }],
       });
@@ -111,7 +118,7 @@ describe('inference.GRPCInferenceService', () => {
       expect(head.get('x-request-id')).toEqual(['raw-fp32-1']);
       const line = h.logs.find((l) => l.reqId === 'raw-fp32-1' && l.msg === 'grpc call');
       expect(line).toMatchObject({ method: 'ModelInfer', model: 'tiny', status: 'OK', level: 30 });
-      expect(line!.ms).toBeGreaterThan(0);
+      expect(line!.latencyMs).toBeGreaterThan(0);
     });
 
     it('takes typed fp32_contents and answers typed contents with the same numbers', async () => {
@@ -239,7 +246,7 @@ describe('inference.GRPCInferenceService', () => {
       ['a negative dimension', async () => rawFp32Request('tiny', fp32Batch(1), [-1, 16, 16, 3]), 'inputs[0].shape[0]: -1 is negative'],
       ['a dimension above 2^31-1', async () => rawFp32Request('tiny', fp32Batch(1), [2147483648, 16, 16, 3]), 'inputs[0].shape[0]: 2147483648 exceeds'],
       ['a shape of 2^64 elements', async () => rawFp32Request('tiny', fp32Batch(1), [2147483647, 2147483647, 2147483647, 3]), 'inputs[0].shape: [2147483647, 2147483647, 2147483647, 3] is 29710560901343952451059843069 elements, more than MAX_TENSOR_ELEMENTS'],
-      ['the wrong image size', async () => rawFp32Request('tiny', fp32Batch(1).subarray(0, 15 * 16 * 3), [1, 15, 16, 3]), 'input: expected shape [N, 16, 16, 3]'],
+      ['the wrong image size', async () => rawFp32Request('tiny', fp32Batch(1).subarray(0, 15 * 16 * 3), [1, 15, 16, 3]), 'inputs[0].shape: expected [-1, 16, 16, 3] (NHWC) or [-1, 3, 16, 16] (NCHW), got [1, 15, 16, 3]'],
       ['an unsupported datatype', async () => ({ ...rawFp32Request('tiny', fp32Batch(1), [1, 16, 16, 3]), inputs: [{ name: 'input', datatype: 'INT32', shape: [1, 16, 16, 3] }] }),
         "inputs[0].datatype: 'INT32' is not supported"],
       ['an unknown input name', async () => ({ ...rawFp32Request('tiny', fp32Batch(1), [1, 16, 16, 3]), inputs: [{ name: 'data_0', datatype: 'FP32', shape: [1, 16, 16, 3] }] }),
@@ -259,7 +266,7 @@ describe('inference.GRPCInferenceService', () => {
         'inputs[0].contents.fp32_contents: shape [1, 16, 16, 3] needs 768 elements, got 0'],
       ['an empty batch', async () => ({ model_name: 'tiny', inputs: [{ name: 'input', datatype: 'FP32', shape: [0, 16, 16, 3] }] }), 'input: the batch is empty'],
       ['a UINT8 value above 255', async () => ({ model_name: 'tiny', inputs: [{ name: 'input', datatype: 'UINT8', shape: [1, 16, 16, 3], contents: { uint_contents: [300, ...new Array<number>(PIXELS - 1).fill(0)] } }] }),
-        'inputs[0].contents.uint_contents[0]: 300 is not a UINT8 value'],
+        'inputs[0].contents.uint_contents[0]: expected an integer in 0…255, got 300'],
       ['a truncated BYTES element', async () => ({ model_name: 'tiny', inputs: [{ name: 'input', datatype: 'BYTES', shape: [1] }], raw_input_contents: [encodeBytesElements([await pngOf(1)]).subarray(0, 20)] }),
         'raw_input_contents[0]: element 0 declares'],
       ['BYTES elements fewer than the shape says', async () => ({ model_name: 'tiny', inputs: [{ name: 'input', datatype: 'BYTES', shape: [2] }], raw_input_contents: [encodeBytesElements([await pngOf(1)])] }),
@@ -270,10 +277,10 @@ describe('inference.GRPCInferenceService', () => {
         'inputs[0].shape: a BYTES input holds encoded images: [N] or [N, 1], got [1, 2]'],
       ['an unknown output', async () => rawFp32Request('tiny', fp32Batch(1), [1, 16, 16, 3], { outputs: [{ name: 'fc6_1' }] }), "outputs[0].name: unknown output 'fc6_1'"],
       ['an output asked twice', async () => rawFp32Request('tiny', fp32Batch(1), [1, 16, 16, 3], { outputs: [{ name: 'logits' }, { name: 'logits' }] }), "outputs[1].name: 'logits' is requested twice"],
-      ['classification 0', async () => rawFp32Request('tiny', fp32Batch(1), [1, 16, 16, 3], { outputs: [{ name: 'logits', parameters: { classification: { int64_param: 0 } } }] }),
-        'outputs[0].parameters.classification: must be at least 1'],
+      ['a negative classification', async () => rawFp32Request('tiny', fp32Batch(1), [1, 16, 16, 3], { outputs: [{ name: 'logits', parameters: { classification: { int64_param: -1 } } }] }),
+        'outputs[0].parameters.classification: -1 is not an integer in 0…1000000'],
       ['a string timeout', async () => rawFp32Request('tiny', fp32Batch(1), [1, 16, 16, 3], { parameters: { timeout: { string_param: '10s' } } }),
-        'parameters.timeout: must be an int64_param or uint64_param'],
+        'parameters.timeout: "10s" is not an integer in 0…86400000000'],
       ['a layout that is not NHWC or NCHW', async () => ({ ...rawFp32Request('tiny', fp32Batch(1), [1, 16, 16, 3]), inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 16, 16, 3], parameters: { layout: { string_param: 'CHW' } } }] }),
         'inputs[0].parameters.layout'],
     ];

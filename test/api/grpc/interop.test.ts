@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLASSIFY_PROTO, INFERENCE_PROTO, PROTO_DIR } from '../../../src/api/grpc/proto.ts';
-import { float32ToLE } from '../../../src/api/grpc/tensor-codec.ts';
+import { float32ToLE } from '../../../src/api/oip/index.ts';
 import { softmax } from '../../../src/inference/index.ts';
 import { TINY_LABELS } from '../../helpers/tiny-model.ts';
 import { startHarness, type Harness } from './harness.ts';

@@ -208,10 +208,10 @@ describe('on a real socket', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('x-request-id')).toBe('req-42.a');
     expectMatches(((await res.json()) as ClassifyResult).predictions[0]!, reference[0]!);
-    const line = lines.find((l) => l.requestId === 'req-42.a' && l.msg === 'request');
+    const line = lines.find((l) => l.reqId === 'req-42.a' && l.msg === 'request');
     expect(line).toMatchObject({ component: 'http', method: 'PUT', model: 'tiny', status: 200, level: 30 });
     expect(line!.latencyMs).toBeGreaterThan(0);
-    expect(lines.filter((l) => l.requestId === 'req-42.a')).toHaveLength(1);
+    expect(lines.filter((l) => l.reqId === 'req-42.a')).toHaveLength(1);
   });
 
   it('replaces an unusable x-request-id with a fresh one', async () => {
@@ -282,8 +282,8 @@ describe('on a real socket', () => {
     socket.write(Buffer.alloc(1000));
     await arrived;
     socket.destroy();
-    await expect.poll(() => lines.find((l) => l.requestId === 'gone-1' && l.msg === 'request'), EVENTUALLY).toMatchObject({ status: 499, code: 'CANCELLED', model: 'tiny' });
-    expect(lines.filter((l) => l.requestId === 'gone-1' && l.level === 50)).toEqual([]); // not an error on our side
+    await expect.poll(() => lines.find((l) => l.reqId === 'gone-1' && l.msg === 'request'), EVENTUALLY).toMatchObject({ status: 499, code: 'CANCELLED', model: 'tiny' });
+    expect(lines.filter((l) => l.reqId === 'gone-1' && l.level === 50)).toEqual([]); // not an error on our side
     // Counted once, as a client error (the line and the count are written together).
     expect(await counted()).toBe(countedBefore + 1);
   });

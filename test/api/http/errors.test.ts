@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ERROR_CODES, ServeError, type ErrorCode } from '../../../src/errors.ts';
 import { HTTP_ERRORS, toHttpError } from '../../../src/api/http/error-status.ts';
 import { decodeBase64 } from '../../../src/api/oip/base64.ts';
-import { BinaryReader, bytesElementsToBuffer, composeBinaryResponse, float32FromBytes, readBytesElements, splitBody } from '../../../src/api/http/binary-data.ts';
+import { BinaryReader, composeBinaryResponse, splitBody } from '../../../src/api/http/binary-data.ts';
 
 function codeOf(fn: () => unknown): string | undefined {
   try {
@@ -76,23 +76,6 @@ describe('binary data extension codec', () => {
     expect([...reader.take(2, 'a')]).toEqual([1, 2]);
     expect(codeOf(() => reader.take(4, 'inputs[0]'))).toMatch(/inputs\[0\]: binary_data_size 4 runs past the end/);
     expect(codeOf(() => reader.finish())).toMatch(/3 bytes after the JSON header belong to no input/);
-  });
-
-  it('reads little-endian FP32 whatever the buffer alignment', () => {
-    const bytes = Buffer.alloc(1 + 8);
-    bytes.writeFloatLE(1.5, 1);
-    bytes.writeFloatLE(-2.25, 5);
-    expect([...float32FromBytes(bytes.subarray(1), 2, 'x')]).toEqual([1.5, -2.25]);
-    expect(codeOf(() => float32FromBytes(bytes.subarray(1, 8), 2, 'x'))).toMatch(/x: FP32 data of 2 elements is 8 bytes, got 7/);
-  });
-
-  it('round-trips length-prefixed BYTES elements and rejects a wrong count or truncation', () => {
-    const elements = [Buffer.from('ab'), Buffer.from(''), Buffer.from('xyz')];
-    const wire = bytesElementsToBuffer(elements);
-    expect([...wire]).toEqual([2, 0, 0, 0, 97, 98, 0, 0, 0, 0, 3, 0, 0, 0, 120, 121, 122]);
-    expect(readBytesElements(wire, 3, 'f').map((e) => Buffer.from(e).toString())).toEqual(['ab', '', 'xyz']);
-    expect(codeOf(() => readBytesElements(wire, 2, 'f'))).toMatch(/f: the shape holds 2 elements, the binary data 3/);
-    expect(codeOf(() => readBytesElements(wire.subarray(0, 16), 3, 'f'))).toMatch(/element 2 declares 3 bytes, 2 remain/);
   });
 
   it('composes a response: the JSON header length, then the sections', () => {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildHttpApp } from '../../../src/api/http/app.ts';
+import { Edge } from '../../../src/api/edge/index.ts';
 import { createMetrics, type ServiceMetrics } from '../../../src/api/metrics.ts';
 import { loadConfig, type Config } from '../../../src/config.ts';
 import { InferenceService } from '../../../src/inference/index.ts';
@@ -18,7 +19,8 @@ export interface Harness {
   config: Config;
   service: InferenceService;
   metrics: ServiceMetrics;
-  lifecycle: { draining: boolean; isDraining(): boolean };
+  /** The apps' shared edge: setDraining(true) makes them drain. */
+  edge: Edge;
   app: FastifyInstance;
   /** Another app on the same service, with other settings. */
   buildApp(env?: Record<string, string>, logger?: Logger): Promise<FastifyInstance>;
@@ -38,7 +40,7 @@ export async function startHarness(options: {
   const service = await InferenceService.start({
     repositoryRoot: root,
     workers: 1,
-    engine: { backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1 },
+    engine: { backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1, executor: 'fused' },
     hangTimeoutMs: 30_000,
     loadTimeoutMs: 60_000,
     imageLimits: {
@@ -50,16 +52,17 @@ export async function startHarness(options: {
     logger: silentLogger,
   });
   const metrics = createMetrics(service);
-  const lifecycle = { draining: false, isDraining() { return this.draining; } };
+  const edge = new Edge({ service, config, logger: options.logger ?? silentLogger, metrics });
   const apps: FastifyInstance[] = [];
   const buildApp = async (env?: Record<string, string>, logger: Logger = options.logger ?? silentLogger) => {
-    const app = await buildHttpApp({ service, config: configOf(env), logger, metrics, lifecycle });
+    const edgeConfig = configOf(env);
+    const app = await buildHttpApp({ service, config: edgeConfig, logger, metrics, edge: env ? new Edge({ service, config: edgeConfig, logger, metrics }) : edge });
     apps.push(app);
     return app;
   };
   const app = await buildApp();
   return {
-    root, config, service, metrics, lifecycle, app, buildApp,
+    root, config, service, metrics, edge, app, buildApp,
     async close() {
       for (const a of apps) await a.close();
       metrics.close();

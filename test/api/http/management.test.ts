@@ -153,7 +153,7 @@ describe('OpenAPI and docs', () => {
 
 describe('draining and unexpected errors', () => {
   it('reports not ready and refuses new inference while draining; live and metadata still answer', async () => {
-    h.lifecycle.draining = true;
+    h.edge.setDraining(true);
     try {
       const ready = await h.app.inject('/v2/health/ready');
       expect(ready.statusCode).toBe(503);
@@ -166,7 +166,7 @@ describe('draining and unexpected errors', () => {
       expect(infer.json()).toEqual({ error: 'the server is draining and accepts no new inference requests' });
       expect((await h.app.inject({ method: 'PUT', url: '/v1/classify', payload: await pngOf(4) })).statusCode).toBe(503);
     } finally {
-      h.lifecycle.draining = false;
+      h.edge.setDraining(false);
     }
     expect((await h.app.inject('/v2/health/ready')).statusCode).toBe(200);
     expect((await h.app.inject({ method: 'POST', url: '/v2/models/tiny/infer', payload: { inputs: [input] } })).statusCode).toBe(200);
@@ -183,9 +183,9 @@ describe('draining and unexpected errors', () => {
     expect(res.statusCode).toBe(500);
     expect(res.json()).toEqual({ error: 'internal server error' });
     const error = logged.find((l) => l.level === 50)!;
-    expect(error).toMatchObject({ requestId: 'boom-1', msg: 'request failed' });
+    expect(error).toMatchObject({ reqId: 'boom-1', msg: 'request failed' });
     expect((error.err as { message: string; stack: string }).message).toBe('exploded reading /srv/private/weights.bin');
     expect((error.err as { stack: string }).stack).toContain('management.test.ts');
-    expect(logged.find((l) => l.msg === 'request')).toMatchObject({ requestId: 'boom-1', status: 500, code: 'INTERNAL' });
+    expect(logged.find((l) => l.msg === 'request')).toMatchObject({ reqId: 'boom-1', status: 500, code: 'INTERNAL' });
   });
 });

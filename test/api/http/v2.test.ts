@@ -69,7 +69,7 @@ describe('metadata and health', () => {
 
   it('describes a model and a version with -1 for the batch dimension', async () => {
     const expected = {
-      name: 'tiny', versions: ['1'], platform: 'densenet-serve_tfjs',
+      name: 'tiny', versions: ['1'], platform: 'tfjs_fused', // the harness serves with the fused tfjs executor
       inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 16, 16, 3] }],
       outputs: [{ name: 'logits', datatype: 'FP32', shape: [-1, 3] }, { name: 'probabilities', datatype: 'FP32', shape: [-1, 3] }],
     };
@@ -85,11 +85,14 @@ describe('metadata and health', () => {
     const res = await h.app.inject('/v2/models/tiny/config');
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({
-      name: 'tiny', platform: 'densenet-serve_tfjs', backend: 'tfjs', max_batch_size: 4,
+      name: 'tiny', platform: 'tfjs_fused', backend: 'tfjs', max_batch_size: 4,
       input: [{ name: 'input', data_type: 'TYPE_FP32', format: 'FORMAT_NHWC', dims: [16, 16, 3] }],
       output: [{ name: 'logits', data_type: 'TYPE_FP32', dims: [3] }, { name: 'probabilities', data_type: 'TYPE_FP32', dims: [3] }],
+      dynamic_batching: { preferred_batch_size: [], max_queue_delay_microseconds: '0' },
+      instance_group: [{ name: 'tiny', kind: 'KIND_CPU', count: 1 }],
     });
     expect((await h.app.inject('/v2/models/narrow/versions/1/config')).json()).toMatchObject({ name: 'narrow', max_batch_size: 1 });
+    expect((await h.app.inject('/v2/models/held/config')).json()).toMatchObject({ dynamic_batching: { max_queue_delay_microseconds: '60000000' } });
   });
 
   it('answers model readiness', async () => {
@@ -114,7 +117,7 @@ describe('POST /v2/models/{m}/infer with JSON tensors', () => {
     expectRowsClose(body.outputs[1]!.data as number[], logits.map((row) => softmax(row)), 6);
   });
 
-  it('accepts nested data, a single image without N, and only the outputs asked for', async () => {
+  it('accepts nested data, a single image without N (answered without N), and only the outputs asked for', async () => {
     const image = Array.from(nhwc.subarray(0, PIXELS));
     const nested = Array.from({ length: 16 }, (_, y) => Array.from({ length: 16 }, (_, x) => image.slice((y * 16 + x) * 3, (y * 16 + x) * 3 + 3)));
     const res = await infer({ inputs: [{ name: 'input', datatype: 'FP32', shape: [16, 16, 3], data: nested }], outputs: [{ name: 'logits' }] });
@@ -122,7 +125,7 @@ describe('POST /v2/models/{m}/infer with JSON tensors', () => {
     const body = res.json<InferBody>();
     expect(body.id).toBe(res.headers['x-request-id']); // no id sent: the request id stands in
     expect(body.outputs.map((o) => o.name)).toEqual(['logits']);
-    expect(body.outputs[0]!.shape).toEqual([1, 3]);
+    expect(body.outputs[0]!.shape).toEqual([3]); // outputs mirror the input: no batch dimension in, none out
     expectRowsClose(body.outputs[0]!.data as number[], [logits[0]!]);
   });
 
@@ -298,14 +301,14 @@ describe('errors', () => {
     const cases: Array<[unknown, number, string | RegExp]> = [
       [{ inputs: [fp32Input(nhwc.subarray(0, 16 * 16), [1, 16, 16])] }, 400, 'inputs[0].shape: expected [-1, 16, 16, 3] (NHWC) or [-1, 3, 16, 16] (NCHW), got [1, 16, 16]'],
       [{ inputs: [fp32Input([1, 2, 3, 4, 5], [1, 16, 16, 3])] }, 400, 'inputs[0].data: shape [1, 16, 16, 3] needs 768 elements, got 5'],
-      [{ inputs: [{ ...fp32Input([1], [1, 16, 16, 3]), datatype: 'INT64' }] }, 400, 'inputs[0].datatype: INT64 is not supported; send FP32 or UINT8 (decoded pixels) or BYTES (encoded images)'],
+      [{ inputs: [{ ...fp32Input([1], [1, 16, 16, 3]), datatype: 'INT64' }] }, 400, "inputs[0].datatype: 'INT64' is not supported; send FP32 or UINT8 (decoded pixels) or BYTES (encoded images)"],
       [{ inputs: [{ ...fp32Input([1], [1, 16, 16, 3]), datatype: 'FLOAT' }] }, 400, /^inputs\[0\]\.datatype: /],
       [{ inputs: [fp32Input([1], [1, -16, 16, 3])] }, 400, /^inputs\[0\]\.shape\[1\]: /],
       [{ inputs: [{ ...fp32Input(nhwc.subarray(0, PIXELS), [1, 16, 16, 3]), name: 'data_0' }] }, 400, "inputs[0].name: unknown input 'data_0'; the model's input is 'input'"],
       [{ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 16, 16, 3], data: ['x', ...new Array(767).fill(0)] }] }, 400, 'inputs[0].data[0]: expected a number, got string'],
       [{ inputs: [{ name: 'input', datatype: 'UINT8', shape: [1, 16, 16, 3], data: [...new Array(767).fill(0), 256] }] }, 400, /^inputs\[0\]\.data\[767\]: expected an integer in 0…255/],
       [{ inputs: [{ name: 'input', datatype: 'BYTES', shape: [2], data: ['AAAA', '%%%'] }] }, 400, 'inputs[0].data[1]: not valid base64'],
-      [{ inputs: [fp32Input(nhwc.subarray(0, PIXELS), [1, 16, 16, 3])], outputs: [{ name: 'fc6_1' }] }, 400, "outputs[0].name: unknown output 'fc6_1'; the model has 'logits', 'probabilities'"],
+      [{ inputs: [fp32Input(nhwc.subarray(0, PIXELS), [1, 16, 16, 3])], outputs: [{ name: 'fc6_1' }] }, 400, "outputs[0].name: unknown output 'fc6_1'; the model's outputs are 'logits', 'probabilities'"],
       [{ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 16, 16, 3], data: 3 }] }, 400, 'inputs[0].data: expected an array'],
       [{ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 16, 16, 3] }] }, 400, 'inputs[0].data: required (or parameters.binary_data_size with the binary data extension)'],
       [{ inputs: [] }, 400, /^inputs: /],

@@ -6,10 +6,9 @@ import multipart from '@fastify/multipart';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { jsonParser, useBodies, type BodyLimit } from '../body-reader.ts';
 import { classifyImages } from '../classify-images.ts';
-import type { HttpDeps } from '../deps.ts';
-import { resolveModel } from '../model-ref.ts';
+import type { ApiDeps } from '../../deps.ts';
+import { admitModel } from '../model-admission.ts';
 import { errorDocs, type RouteDoc } from '../openapi.ts';
-import { requestOptions } from '../request-context.ts';
 import { ClassifyJsonBody, ClassifyQuery, ClassifyResponse, ModelListResponse, ModelParams, ModelVersionParams } from '../schemas.ts';
 import { parseInput } from '../validation.ts';
 
@@ -40,7 +39,7 @@ function classifyDoc(summary: string, params?: RouteDoc['params']): RouteDoc {
   };
 }
 
-export async function classifyRoutes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
+export async function classifyRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { config, service } = deps;
   const bodyLimit: BodyLimit = { bytes: config.MAX_BODY_BYTES, setting: 'MAX_BODY_BYTES' };
   // A raw body is one image: it may not exceed the per-image limit either.
@@ -62,13 +61,13 @@ export async function classifyRoutes(app: FastifyInstance, deps: HttpDeps): Prom
     const query = parseInput(ClassifyQuery, request.query, 'query');
     const images = await classifyImages(request, config);
     const { model, version } = request.edge;
-    return service.classify(model!, images, query.top_k ?? config.DEFAULT_TOP_K, requestOptions(request, {
+    return service.classify(model!, images, query.top_k ?? config.DEFAULT_TOP_K, request.edge.requestOptions({
       ...(version !== undefined ? { version } : {}),
       ...(query.timeout_ms !== undefined ? { timeoutMs: query.timeout_ms } : {}),
       ...(query.priority !== undefined ? { priority: query.priority } : {}),
     }));
   };
-  const onRequest = resolveModel(deps);
+  const onRequest = admitModel;
   const methods = ['POST', 'PUT'];
 
   app.route({ method: methods, url: '/v1/classify', onRequest, handler: classify,

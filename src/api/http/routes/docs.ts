@@ -3,7 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import { renderDocsPage } from '../docs-page.ts';
 import { buildOpenApi, type collectRouteDocs } from '../openapi.ts';
-import { SERVER_INFO } from '../server-info.ts';
+import { SERVER_INFO } from '../../oip/index.ts';
 
 export async function docsRoutes(app: FastifyInstance, routes: ReturnType<typeof collectRouteDocs>): Promise<void> {
   let document: Record<string, unknown> | undefined;

@@ -2,13 +2,13 @@
 // Live: the process answers. Ready: not draining, inference workers running, and at least one
 // model able to serve; a draining server answers 503 so load balancers stop sending to it.
 import type { FastifyInstance } from 'fastify';
-import type { HttpDeps } from '../deps.ts';
+import type { ApiDeps } from '../../deps.ts';
 import { LiveResponse, ReadyResponse } from '../schemas.ts';
 
 const TAG = 'health';
 
-export async function healthRoutes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
-  const { service, lifecycle } = deps;
+export async function healthRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  const { service, edge } = deps;
 
   app.get('/v2/health/live', {
     config: { quiet: true, doc: { tag: TAG, summary: 'Liveness (200 while the process serves HTTP, draining included)', responses: { 200: { description: 'Live', schema: LiveResponse } } } },
@@ -24,7 +24,7 @@ export async function healthRoutes(app: FastifyInstance, deps: HttpDeps): Promis
       },
     },
   }, async (_request, reply) => {
-    const reason = lifecycle.isDraining() ? 'the server is draining'
+    const reason = edge.isDraining ? 'the server is draining'
       : !service.isReady() ? 'no inference worker is running'
         : !service.listModels().some((m) => m.state === 'READY') ? 'no model is ready'
           : undefined;

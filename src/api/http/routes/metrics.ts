@@ -1,10 +1,10 @@
 // GET /metrics: Prometheus text format; behind the bearer token when METRICS_REQUIRE_TOKEN.
 import type { FastifyInstance } from 'fastify';
 import { bearerGuard } from '../auth.ts';
-import type { HttpDeps } from '../deps.ts';
+import type { ApiDeps } from '../../deps.ts';
 import { errorDocs } from '../openapi.ts';
 
-export async function metricsRoutes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
+export async function metricsRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { registry } = deps.metrics;
   const guard = deps.config.METRICS_REQUIRE_TOKEN ? bearerGuard(deps.config.AUTH_TOKEN) : undefined;
   app.get('/metrics', {

@@ -1,25 +1,19 @@
 // Model management on Triton's paths: list the repository, load (or reload) and unload models
 // without a restart. Behind the bearer token when AUTH_TOKEN is set.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ServeError } from '../../../errors.ts';
 import { bearerGuard } from '../auth.ts';
 import { useBodies } from '../body-reader.ts';
-import type { HttpDeps } from '../deps.ts';
+import type { ApiDeps } from '../../deps.ts';
+import { loadModel, repositoryIndex, unloadModel } from '../../oip/index.ts';
 import { errorDocs, type RouteDoc } from '../openapi.ts';
 import { EmptyResponse, LoadBody, ModelParams, RepositoryIndexBody, RepositoryIndexResponse, UnloadBody } from '../schemas.ts';
 import { parseInput } from '../validation.ts';
 
 const TAG = 'model repository';
 
-interface IndexEntry {
-  name: string;
-  version?: string;
-  state: string;
-  reason?: string;
-}
 const AUTH_ERRORS = errorDocs({ 401: 'No bearer token (when AUTH_TOKEN is set)', 403: 'Wrong bearer token' });
 
-export async function repositoryRoutes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
+export async function repositoryRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { service, config } = deps;
   useBodies(app, { bytes: config.MAX_BODY_BYTES, setting: 'MAX_BODY_BYTES' }, 'json');
   const guard = bearerGuard(config.AUTH_TOKEN);
@@ -33,16 +27,7 @@ export async function repositoryRoutes(app: FastifyInstance, deps: HttpDeps): Pr
   };
   app.post('/v2/repository/index', { config: { doc: indexDoc } }, async (request: FastifyRequest) => {
     const body = parseInput(RepositoryIndexBody, request.body, 'body');
-    const loaded = service.listModels();
-    const entries = await service.repositoryIndex();
-    const names = [...new Set([...entries.map((e) => e.name), ...loaded.map((m) => m.name)])].sort();
-    const index = names.flatMap((name): IndexEntry[] => {
-      const versions = loaded.filter((m) => m.name === name);
-      if (versions.length > 0) return versions.map((v) => ({ name, version: v.version, state: v.state, ...(v.reason ? { reason: v.reason } : {}) }));
-      const entry = entries.find((e) => e.name === name);
-      return [{ name, state: 'UNAVAILABLE', reason: entry?.error ?? 'unloaded' }];
-    });
-    return body?.ready ? index.filter((e) => e.state === 'READY') : index;
+    return repositoryIndex(service, body?.ready === true);
   });
 
   const modelDoc = (summary: string, body: RouteDoc['body']): RouteDoc => ({
@@ -58,10 +43,8 @@ export async function repositoryRoutes(app: FastifyInstance, deps: HttpDeps): Pr
   }, async (request: FastifyRequest) => {
     const { model } = parseInput(ModelParams, request.params, 'params');
     const body = parseInput(LoadBody, request.body, 'body');
-    if (body?.parameters && Object.keys(body.parameters).length > 0) {
-      throw new ServeError('INVALID_INPUT', 'parameters: load parameters (config or file overrides) are not supported', { field: 'parameters' });
-    }
-    await service.load(model);
+    request.edge.model = model;
+    await loadModel(service, model, body?.parameters);
     return {};
   });
   app.post('/v2/repository/models/:model/unload', {
@@ -69,7 +52,8 @@ export async function repositoryRoutes(app: FastifyInstance, deps: HttpDeps): Pr
   }, async (request: FastifyRequest) => {
     const { model } = parseInput(ModelParams, request.params, 'params');
     parseInput(UnloadBody, request.body, 'body');
-    await service.unload(model);
+    request.edge.model = model;
+    await unloadModel(service, model);
     return {};
   });
 }

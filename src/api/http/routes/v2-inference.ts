@@ -1,16 +1,15 @@
 // POST /v2/models/{m}[/versions/{v}]/infer — the Open Inference Protocol's inference call, with
 // Triton's binary data, classification and schedule-policy (timeout, priority) extensions.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ApiDeps } from '../../deps.ts';
+import { infer } from '../../oip/index.ts';
 import { INFERENCE_HEADER, splitBody } from '../binary-data.ts';
 import { decodeContentEncoding, parseJson, useBodies } from '../body-reader.ts';
-import type { HttpDeps } from '../deps.ts';
-import { resolveModel } from '../model-ref.ts';
+import { admitModel } from '../model-admission.ts';
 import { errorDocs, type RouteDoc } from '../openapi.ts';
-import { requestOptions } from '../request-context.ts';
 import { InferRequest, InferResponse, ModelParams, ModelVersionParams } from '../schemas.ts';
-import { decodeInput } from '../v2-inputs.ts';
-import { buildInferReply, planOutputs } from '../v2-outputs.ts';
 import { parseInput } from '../validation.ts';
+import { toInferReply, toInferRequest } from '../v2-wire.ts';
 
 function inferDoc(summary: string, params: RouteDoc['params']): RouteDoc {
   return {
@@ -42,38 +41,28 @@ function inferDoc(summary: string, params: RouteDoc['params']): RouteDoc {
   };
 }
 
-export async function v2InferenceRoutes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
+export async function v2InferenceRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { service, config } = deps;
   // JSON or JSON + binary tensors, whatever Content-Type the client sends (tritonclient sets none).
   const bodyLimit = { bytes: config.MAX_BODY_BYTES, setting: 'MAX_BODY_BYTES' };
   useBodies(app, bodyLimit, 'raw');
 
-  const infer = async (request: FastifyRequest, reply: FastifyReply) => {
-    const { model, version } = request.edge as { model: string; version?: string };
-    const meta = service.metadata(model, version);
+  const limits = { maxTensorElements: config.MAX_TENSOR_ELEMENTS, maxImagesPerRequest: config.MAX_IMAGES_PER_REQUEST };
+
+  const handler = async (request: FastifyRequest, reply: FastifyReply) => {
+    const { edge } = request;
     const received = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
     const raw = await decodeContentEncoding(received, request.headers['content-encoding'], bodyLimit);
     const { json, binary } = splitBody(raw, request.headers[INFERENCE_HEADER]);
     const body = parseInput(InferRequest, parseJson(json), 'body');
-    const input = decodeInput(body, binary, meta, config.MAX_TENSOR_ELEMENTS);
-    const plans = planOutputs(body, meta);
-    const timeoutUs = body.parameters?.timeout;
-    const options = requestOptions(request, {
-      ...(version !== undefined ? { version } : {}),
-      ...(timeoutUs !== undefined ? { timeoutMs: timeoutUs / 1000 } : {}),
-      ...(body.parameters?.priority !== undefined ? { priority: body.parameters.priority } : {}),
-    });
-    const result = input.kind === 'images'
-      ? await service.inferImages(model, input.images, options)
-      : await service.inferTensor(model, { data: input.data, shape: input.shape, layout: input.layout }, options);
-    const answer = buildInferReply(result, plans, body.id ?? request.id);
+    const response = await infer(service, toInferRequest(body, binary, { model: edge.model!, version: edge.version }), edge, limits);
+    const answer = toInferReply(response, body, request.id);
     if (!answer.binary) return answer.json;
     return reply.header(INFERENCE_HEADER, String(answer.headerLength)).type('application/octet-stream').send(answer.body);
   };
 
-  const onRequest = resolveModel(deps);
-  app.post('/v2/models/:model/infer', { onRequest, config: { inference: true, doc: inferDoc("Infer with the model's newest version", ModelParams) } }, infer);
+  app.post('/v2/models/:model/infer', { onRequest: admitModel, config: { inference: true, doc: inferDoc("Infer with the model's newest version", ModelParams) } }, handler);
   app.post('/v2/models/:model/versions/:version/infer', {
-    onRequest, config: { inference: true, doc: inferDoc('Infer with one version of a model', ModelVersionParams) },
-  }, infer);
+    onRequest: admitModel, config: { inference: true, doc: inferDoc('Infer with one version of a model', ModelVersionParams) },
+  }, handler);
 }
