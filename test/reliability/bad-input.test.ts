@@ -365,6 +365,56 @@ describe('the bad-input corpus over real sockets', () => {
     expect(errorLines.map((l) => `${l.msg} ${JSON.stringify(l.err ?? l.error ?? '')}`.slice(0, 300))).toEqual([]);
   }, 180_000);
 
+  it('mints no metric series from client strings: every label value comes from a closed set', async () => {
+    // Client-supplied strings in every place a request carries one, on both transports: model
+    // names, versions, ids, request ids, other headers and metadata. Each holds the marker.
+    const marker = `zq${Date.now().toString(36)}`;
+    const tiny = Buffer.from(JSON.stringify({ id: `${marker}-id`, inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 16, 16, 3], data: new Array(768).fill(0) }] }));
+    for (let i = 0; i < 20; i++) {
+      for (const pathName of [`/v2/models/${marker}-${i}/infer`, `/v2/models/tiny/versions/${9000 + i}/infer`, `/v1/models/${marker}-${i}/classify`, '/v2/models/tiny/infer']) {
+        const head = headOf({ method: 'POST', path: pathName, headers: [['content-type', 'application/json'], [`x-${marker}`, `${marker}-h`]], body: tiny }, `${marker}-r${i}`);
+        await rawHttp(httpPort, { head, body: tiny, delivery: { mode: 'whole' } });
+      }
+      const metadata = new grpc.Metadata();
+      metadata.set('x-request-id', `${marker}-g${i}`);
+      metadata.set(`x-${marker}`, marker);
+      const tensor = { name: 'input', datatype: 'FP32', shape: [1, 16, 16, 3], contents: { fp32_contents: new Array(768).fill(0) } };
+      await grpcCall(clients.inference, 'ModelInfer', { model_name: `${marker}-${i}`, id: `${marker}-id`, inputs: [tensor] }, metadata);
+      await grpcCall(clients.inference, 'ModelInfer', { model_name: 'tiny', model_version: String(9000 + i), inputs: [tensor] }, metadata);
+      await grpcCall(clients.classifier, 'Classify', { model_name: `${marker}-c${i}`, images: [Buffer.from('x')] }, metadata);
+      await grpcCall(clients.inference, 'ModelReady', { name: `${marker}-${i}` }, metadata);
+    }
+    expect(await metrics.registry.metrics()).not.toContain(marker);
+    // The closed sets: what the server knows (models and model:version keys), transports, the
+    // HTTP status classes and gRPC status names, the batcher's item outcomes, drop reasons and
+    // stages, histogram buckets. Node's default metrics (densenet_process_*, densenet_nodejs_*)
+    // carry only what the runtime names.
+    const models = new Set(service.listModels().flatMap((m) => [m.name, `${m.name}:${m.version}`]));
+    const allowed: Record<string, (value: string) => boolean> = {
+      transport: (v) => v === 'http' || v === 'grpc',
+      model: (v) => v === '_unknown' || models.has(v),
+      outcome: (v) => /^[1-5]xx$/.test(v) || v in grpc.status || ['success', 'failed', 'cancelled', 'expired', 'rejected'].includes(v),
+      reason: (v) => v === 'cancelled' || v === 'deadline',
+      stage: (v) => v === 'queued' || v === 'running',
+      le: (v) => v === '+Inf' || Number.isFinite(Number(v)),
+    };
+    const strays: string[] = [];
+    let requestSeries = 0;
+    for (const family of await metrics.registry.getMetricsAsJSON()) {
+      if (/^densenet_(process|nodejs)_/.test(family.name)) continue;
+      for (const value of family.values as { labels: Record<string, string | number> }[]) {
+        if (family.name === 'densenet_requests_total') requestSeries++;
+        for (const [label, v] of Object.entries(value.labels)) {
+          if (!allowed[label]?.(String(v))) strays.push(`${family.name}{${label}="${v}"}`);
+        }
+      }
+    }
+    expect(strays).toEqual([]);
+    // Bounded by (known models + _unknown) × transports × outcomes, whatever the corpus sent.
+    const outcomes = 4 + Object.keys(grpc.status).filter((k) => Number.isNaN(Number(k))).length;
+    expect(requestSeries).toBeLessThanOrEqual((new Set(service.listModels().map((m) => m.name)).size + 1) * 2 * outcomes);
+  }, 120_000);
+
   it('leaves every worker alive and unreplaced, engine tensors and memory where they were', async () => {
     expect(service.workerRestarts).toBe(0);
     expect(await exerciseWorkers()).toEqual(baseline.tensors);
