@@ -32,6 +32,13 @@ interface InteropResult {
   logits: number[];
   classification: string[];
   missing_model_status: string;
+  config: {
+    name: string; platform: string; backend: string; max_batch_size: number;
+    input: { name: string; data_type: string; format: string; dims: number[] }[];
+    output: { name: string; data_type: string; dims: number[] }[];
+    instance_count: number[]; max_queue_delay_microseconds: number;
+  };
+  stream: { id: string; error: string; logits?: number[] }[];
 }
 
 describe('interop with a Python grpcio client (grpcio-tools stubs)', () => {
@@ -57,7 +64,7 @@ describe('interop with a Python grpcio client (grpcio-tools stubs)', () => {
     if (stubs) await rm(stubs, { recursive: true, force: true });
   });
 
-  it('runs ModelInfer with raw_input_contents and Health/Check from Python', async () => {
+  it('runs ModelInfer, ModelConfig, ModelStreamInfer and Health/Check from Python', async () => {
     const n = 2;
     const data = new Float32Array(n * 16 * 16 * 3).map((_, i) => Math.cos(i * 0.11));
     const inputFile = path.join(stubs, 'input.f32');
@@ -89,5 +96,20 @@ describe('interop with a Python grpcio client (grpcio-tools stubs)', () => {
       expect(s).toBe(`${row[index]!.toFixed(6)}:${index}:${TINY_LABELS[index]}`);
     });
     expect(h.logs.find((l) => l.reqId === 'python-interop')).toMatchObject({ method: 'ModelInfer', status: 'OK', model: 'tiny' });
+
+    // ModelConfig, read with Triton's model_config field numbers.
+    expect(result.config).toEqual({
+      name: 'tiny', platform: 'tfjs_fused', backend: 'tfjs', max_batch_size: 4,
+      input: [{ name: 'input', data_type: 'TYPE_FP32', format: 'FORMAT_NHWC', dims: [16, 16, 3] }],
+      output: [{ name: 'logits', data_type: 'TYPE_FP32', dims: [3] }, { name: 'probabilities', data_type: 'TYPE_FP32', dims: [3] }],
+      instance_count: [1], max_queue_delay_microseconds: 0,
+    });
+    // ModelStreamInfer: one answer per request, the failing one in the stream, the others with
+    // the same logits as ModelInfer's (sent NCHW, read from the shape).
+    expect(result.stream.map((e) => [e.id, e.error])).toEqual([['s-0', ''], ['s-1', "no model 'absent-model'"], ['s-2', '']]);
+    for (const entry of [result.stream[0]!, result.stream[2]!]) {
+      expect(entry.logits).toHaveLength(n * 3);
+      expected.forEach((row, i) => row.forEach((v, j) => expect(entry.logits![i * 3 + j]).toBeCloseTo(v, 5)));
+    }
   });
 });

@@ -1,7 +1,10 @@
 """Interop client for test/api/grpc/interop.test.ts: Python grpcio with stubs that grpcio-tools
 generated from our proto/ (and grpc-health-check's health.proto), calling the server the way
 tritonclient.grpc does: tensors in raw_input_contents, priority as uint64_param, timeout as
-int64_param, classification as an output parameter.
+int64_param, classification as an output parameter; ModelConfig as Triton's image_client example
+reads it first (max_batch_size, the input's format and dims); ModelStreamInfer as
+start_stream/async_stream_infer use it (one response per request, errors in the stream); NCHW
+input with no layout parameter (tritonclient's InferInput cannot set one).
 
 usage: interop_client.py ADDRESS MODEL INPUT_FILE N
   INPUT_FILE holds N x 16 x 16 x 3 little-endian float32 values (NHWC).
@@ -14,6 +17,7 @@ import sys
 import grpc
 from health.v1 import health_pb2, health_pb2_grpc
 from inference import grpc_predict_v2_pb2 as pb, grpc_predict_v2_pb2_grpc as pb_grpc
+from inference import model_config_pb2 as mc
 
 
 def parse_bytes_tensor(raw):
@@ -57,6 +61,30 @@ def main():
         except grpc.RpcError as err:
             missing = err.code().name
 
+        config = stub.ModelConfig(pb.ModelConfigRequest(name=model), timeout=10).config
+
+        def nchw_request(request_id, model_name):
+            r = pb.ModelInferRequest(model_name=model_name, id=request_id)
+            t = r.inputs.add()
+            t.name = "input"
+            t.datatype = "FP32"
+            t.shape.extend([n, 3, 16, 16])
+            r.outputs.add().name = "logits"
+            r.raw_input_contents.append(nchw)
+            return r
+
+        values = struct.unpack("<%df" % (len(data) // 4), data)
+        nchw = struct.pack("<%df" % len(values), *[values[((b * 16 + y) * 16 + x) * 3 + c]
+                                                    for b in range(n) for c in range(3) for y in range(16) for x in range(16)])
+        requests = [nchw_request("s-0", model), nchw_request("s-1", "absent-model"), nchw_request("s-2", model)]
+        stream = []
+        for message in stub.ModelStreamInfer(iter(requests), timeout=30):
+            entry = {"id": message.infer_response.id, "error": message.error_message}
+            if not message.error_message:
+                raw = message.infer_response.raw_output_contents[0]
+                entry["logits"] = list(struct.unpack("<%df" % (len(raw) // 4), raw))
+            stream.append(entry)
+
     logits = response.raw_output_contents[0]
     print(json.dumps({
         "health": health_pb2.HealthCheckResponse.ServingStatus.Name(health.status),
@@ -70,6 +98,14 @@ def main():
         "logits": list(struct.unpack("<%df" % (len(logits) // 4), logits)),
         "classification": parse_bytes_tensor(response.raw_output_contents[1]),
         "missing_model_status": missing,
+        "config": {
+            "name": config.name, "platform": config.platform, "backend": config.backend, "max_batch_size": config.max_batch_size,
+            "input": [{"name": i.name, "data_type": mc.DataType.Name(i.data_type), "format": mc.ModelInput.Format.Name(i.format), "dims": list(i.dims)} for i in config.input],
+            "output": [{"name": o.name, "data_type": mc.DataType.Name(o.data_type), "dims": list(o.dims)} for o in config.output],
+            "instance_count": [g.count for g in config.instance_group],
+            "max_queue_delay_microseconds": config.dynamic_batching.max_queue_delay_microseconds,
+        },
+        "stream": sorted(stream, key=lambda e: e["id"]),
     }))
 
 
