@@ -1,10 +1,14 @@
 // The ONNX export must be a file ONNX Runtime loads and computes the same logits from as our
 // tfjs model: max |Δlogit| ≤ 1e-4 · max(1, max |logit|), on small seeded networks that cover
-// both stems, bottleneck and plain layers, compression and dropout.
+// both stems, bottleneck and plain layers, compression and dropout. And its bytes must be the
+// ModelProto that ONNX's own schema reads: decoded by onnx-proto (ONNX's onnx.proto3 compiled by
+// a third party, with its own protobufjs), not by the schema subset the encoder writes with.
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
-import { encodeDenseNetOnnx, exportOnnx, ProtoMessage } from '../../src/densenet/onnx-export.ts';
-import { paramTensors, type DenseNetConfigInput } from '../../src/densenet/index.ts';
+import { encodeDenseNetOnnx, exportOnnx, type OnnxExportOptions } from '../../src/densenet/onnx-export.ts';
+import { paramTensors, planDenseNet, presetConfig, type DenseNetConfigInput, type PresetName } from '../../src/densenet/index.ts';
 import type { Tensor } from '../../src/densenet/tf-runtime.ts';
 import { useNativeEngine } from '../helpers/engine.ts';
 import { seededRandom } from '../helpers/random.ts';
@@ -81,30 +85,6 @@ describe('ONNX export runs in onnxruntime-node with our logits', () => {
     }
   });
 
-  it('writes every state_dict tensor once as an initializer, with its PyTorch shape', () => {
-    const model = tinyModel(3, { stem: 'imagenet', inputHeight: 32, inputWidth: 32 });
-    try {
-      const graph = fields(fields(exportOnnx(model)).get(7)![0] as Uint8Array); // ModelProto.graph
-      const initializers = (graph.get(5) ?? []).map((t) => {
-        const tensor = fields(t as Uint8Array);
-        return {
-          name: new TextDecoder().decode(tensor.get(8)![0] as Uint8Array),
-          dims: (tensor.get(1) ?? []).map(Number),
-          bytes: (tensor.get(9)![0] as Uint8Array).length,
-        };
-      });
-      const expected = paramTensors(model.plan);
-      expect(initializers.map((i) => i.name).sort()).toEqual(expected.map((p) => p.name).sort());
-      for (const p of expected) {
-        const init = initializers.find((i) => i.name === p.name)!;
-        expect(init.dims).toEqual(p.shape);
-        expect(init.bytes).toBe(4 * p.shape.reduce((a, b) => a * b, 1));
-      }
-    } finally {
-      model.layersModel.dispose();
-    }
-  });
-
   it('refuses to encode a plan whose weights are missing', () => {
     const model = tinyModel(1);
     try {
@@ -115,45 +95,112 @@ describe('ONNX export runs in onnxruntime-node with our logits', () => {
   });
 });
 
-/** Minimal protobuf reader for the checks above: field number → values (varints or bytes). */
-function fields(bytes: Uint8Array): Map<number, (bigint | Uint8Array)[]> {
-  const out = new Map<number, (bigint | Uint8Array)[]>();
-  let pos = 0;
-  const readVarint = () => {
-    let v = 0n;
-    for (let shift = 0n; ; shift += 7n) {
-      const b = bytes[pos++]!;
-      v |= BigInt(b & 0x7f) << shift;
-      if (b < 0x80) return v;
-    }
+// What onnx-proto's toObject gives for the fields the export writes (longs as numbers).
+interface Decoded {
+  irVersion: number;
+  producerName: string;
+  opsetImport: { domain?: string; version: number }[];
+  metadataProps: { key: string; value: string }[];
+  graph: {
+    node: { input: string[]; output: string[]; name: string; opType: string; attribute?: { name: string; type: number; i?: number; f?: number; ints?: number[] }[] }[];
+    initializer: { name: string; dims: number[]; dataType: number; rawData: Uint8Array }[];
+    input: { name: string; type: { tensorType: { elemType: number; shape: { dim: { dimValue?: number; dimParam?: string }[] } } } }[];
+    output: Decoded['graph']['input'];
   };
-  while (pos < bytes.length) {
-    const key = Number(readVarint());
-    let value: bigint | Uint8Array;
-    if ((key & 7) === 0) value = readVarint();
-    else if ((key & 7) === 2) {
-      const len = Number(readVarint());
-      value = bytes.subarray(pos, pos + len);
-      pos += len;
-    } else if ((key & 7) === 5) {
-      value = bytes.subarray(pos, pos + 4);
-      pos += 4;
-    } else throw new Error(`unexpected wire type ${key & 7}`);
-    out.set(key >> 3, [...(out.get(key >> 3) ?? []), value]);
-  }
-  return out;
 }
 
-describe('protobuf encoding', () => {
-  it('encodes varints, negative int64, floats, strings and nested messages as the wire format says', () => {
-    const inner = new ProtoMessage().int(1, 300);
-    const bytes = new ProtoMessage().int(1, 1).int(2, -1).float(3, 1.5).string(4, 'ab').message(5, inner).finish();
-    expect(Array.from(bytes)).toEqual([
-      0x08, 0x01, // field 1 varint 1
-      0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, // field 2: -1 as 10-byte two's complement
-      0x1d, 0x00, 0x00, 0xc0, 0x3f, // field 3 fixed32 1.5
-      0x22, 0x02, 0x61, 0x62, // field 4 "ab"
-      0x2a, 0x03, 0x08, 0xac, 0x02, // field 5 { field 1: 300 }
+function decode(bytes: Uint8Array): Decoded {
+  const { onnx } = onnxProto;
+  return onnx.ModelProto.toObject(onnx.ModelProto.decode(bytes), { longs: Number, defaults: false }) as Decoded;
+}
+
+/** torchvision's parameter counts, from PyTorch builds of the paper's definitions (make-reference-fixtures.py). */
+const PYTORCH_COUNTS = (JSON.parse(readFileSync(new URL('../fixtures/reference/parameter-counts.json', import.meta.url), 'utf8')) as {
+  counts: Record<string, { trainable: number; bnRunningStats: number }>;
+}).counts;
+
+/** Seeded weights for every state_dict tensor of a preset, without building a tfjs model. */
+function presetWeights(name: PresetName) {
+  const plan = planDenseNet(presetConfig(name));
+  const next = seededRandom(3);
+  const state = new Map(paramTensors(plan).map((p) => [p.name, Float32Array.from({ length: p.shape.reduce((a, b) => a * b, 1) }, () => next())]));
+  return { plan, state };
+}
+
+const bytesOf = (v: Float32Array) => Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+const dims = (v: Decoded['graph']['input'][number]) => v.type.tensorType.shape.dim.map((d) => d.dimParam ?? d.dimValue);
+
+describe('the export decoded with ONNX\'s own schema (onnx-proto)', () => {
+  it.each([
+    ['densenet121', 'nhwc'],
+    ['densenet-bc-100-k12', 'nchw'],
+  ] as const)('%s, input %s: header, graph signature, node counts, every initializer', (preset, inputLayout) => {
+    const { plan, state } = presetWeights(preset);
+    const options: OnnxExportOptions = { inputLayout, producerVersion: '1.2.3', metadata: { label_set: 'imagenet' } };
+    const model = decode(encodeDenseNetOnnx(plan, state, options));
+    const cfg = plan.config;
+
+    expect(model.irVersion).toBe(8);
+    expect(model.opsetImport).toEqual([{ domain: '', version: 17 }]);
+    expect(model.producerName).toBe('densenet-serve');
+    expect(Object.fromEntries(model.metadataProps.map((p) => [p.key, p.value]))).toEqual({
+      config: JSON.stringify(cfg), input_layout: inputLayout, label_set: 'imagenet',
+    });
+
+    const g = model.graph;
+    expect(g.input.map((v) => [v.name, v.type.tensorType.elemType, dims(v)])).toEqual([
+      ['input', 1, inputLayout === 'nhwc' ? ['batch', cfg.inputHeight, cfg.inputWidth, cfg.inputChannels] : ['batch', cfg.inputChannels, cfg.inputHeight, cfg.inputWidth]],
     ]);
+    expect(g.output.map((v) => [v.name, v.type.tensorType.elemType, dims(v)])).toEqual([['logits', 1, ['batch', cfg.numClasses]]]);
+
+    // Node counts from the config alone: per dense layer BN-ReLU-Conv once (plain) or twice
+    // (bottleneck) and a Concat; per transition BN-ReLU-Conv-AvgPool; the stem, the head.
+    const layers = cfg.blockLayers.reduce((a, b) => a + b, 0);
+    const transitions = cfg.blockLayers.length - 1;
+    const perLayer = cfg.bottleneck ? 2 : 1;
+    const imagenet = cfg.stem === 'imagenet' ? 1 : 0;
+    const bn = imagenet + perLayer * layers + transitions + 1;
+    const counts: Record<string, number> = {};
+    for (const n of g.node) counts[n.opType] = (counts[n.opType] ?? 0) + 1;
+    expect(counts).toEqual({
+      ...(inputLayout === 'nhwc' ? { Transpose: 1 } : {}),
+      Conv: 1 + perLayer * layers + transitions, BatchNormalization: bn, Relu: bn, Concat: layers,
+      AveragePool: transitions, ...(imagenet ? { MaxPool: 1 } : {}), GlobalAveragePool: 1, Flatten: 1, Gemm: 1,
+    });
+    // Topological order: every input is the graph's, an initializer, or an earlier node's output.
+    const known = new Set(['input', ...g.initializer.map((t) => t.name)]);
+    for (const n of g.node) {
+      expect(n.input.filter((i) => !known.has(i)), n.name).toEqual([]);
+      for (const o of n.output) known.add(o);
+    }
+    expect(g.node.at(-1)!.output).toEqual(['logits']);
+    const stem = g.node.find((n) => n.name === 'features.conv0')!;
+    expect(stem.attribute).toEqual([
+      { name: 'kernel_shape', type: 7, ints: [imagenet ? 7 : 3, imagenet ? 7 : 3] },
+      { name: 'strides', type: 7, ints: [imagenet ? 2 : 1, imagenet ? 2 : 1] },
+      { name: 'pads', type: 7, ints: Array(4).fill(imagenet ? 3 : 1) },
+    ]);
+    const norm5 = g.node.find((n) => n.name === 'features.norm5')!.attribute!;
+    expect(norm5.map((a) => [a.name, a.type])).toEqual([['epsilon', 1]]);
+    expect(norm5[0]!.f).toBeCloseTo(cfg.bnEpsilon, 12);
+    expect(g.node.at(-1)!.attribute).toEqual([{ name: 'transB', type: 2, i: 1 }]);
+
+    // Initializers: every state_dict tensor once, float32, its PyTorch shape and its exact bytes;
+    // the element counts add up to PyTorch's parameter counts for the preset.
+    const expected = paramTensors(plan);
+    expect(g.initializer.map((t) => t.name)).toEqual(expect.arrayContaining(expected.map((p) => p.name)));
+    expect(g.initializer).toHaveLength(expected.length);
+    let trainable = 0;
+    let running = 0;
+    for (const t of g.initializer) {
+      expect(t.dataType, t.name).toBe(1);
+      expect(t.dims, t.name).toEqual(expected.find((p) => p.name === t.name)!.shape);
+      expect(Buffer.from(t.rawData).equals(bytesOf(state.get(t.name)!)), t.name).toBe(true);
+      const n = t.dims.reduce((a, b) => a * b, 1);
+      if (/running_(mean|var)$/.test(t.name)) running += n;
+      else trainable += n;
+    }
+    const { trainable: pytorchTrainable, bnRunningStats } = PYTORCH_COUNTS[preset]!;
+    expect({ trainable, running }).toEqual({ trainable: pytorchTrainable, running: bnRunningStats });
   });
 });
