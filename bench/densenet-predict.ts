@@ -8,7 +8,7 @@ import { availableCores } from '../src/config.ts';
 const [preset = 'densenet121', ...sizes] = process.argv.slice(2);
 if (!isPresetName(preset)) throw new Error(`unknown preset ${preset}`);
 const batches = sizes.length ? sizes.map(Number) : [1, 8];
-const engine = await initEngine({ backend: 'tensorflow', intraOpThreads: availableCores(), interOpThreads: 1 });
+const engine = await initEngine({ backend: 'tensorflow', intraOpThreads: availableCores(), interOpThreads: 1, oneDnn: false });
 const model = buildDenseNet(presetConfig(preset));
 const { inputHeight: h, inputWidth: w, inputChannels: c } = model.config;
 

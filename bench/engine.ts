@@ -14,7 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { initEngine } from '../src/densenet/tf-runtime.ts';
 import { EXECUTORS, isPresetName, presetConfig, type DenseNetConfig, type ExecutorName, type PresetName } from '../src/densenet/index.ts';
-import { availableCores, DEFAULTS } from '../src/config.ts';
+import { availableCores } from '../src/config.ts';
+import { ENGINE_DEFAULTS } from '../src/inference/index.ts';
 import { prepareModel, type PreparedModel } from './engine/artifacts.ts';
 import type { BenchEnv, Candidate } from './engine/candidate.ts';
 import { CANDIDATES, RATIO_BASES, REFERENCE } from './engine/candidates/index.ts';
@@ -38,7 +39,7 @@ const USAGE = `usage: npm run bench:engine -- [options]
   --warmup N           untimed runs per engine × batch before timing (default 2; the first is checked)
   --rounds N           timed runs are split into N rounds, engines interleaved in each (default 3)
   --candidates LIST    ${Object.keys(CANDIDATES).join(', ')} (default all)
-  --ours-executor E    ${EXECUTORS.join(' | ')}: the 'ours' row's executor (default ${DEFAULTS.ENGINE_EXECUTOR}, the service's)
+  --ours-executor E    ${EXECUTORS.join(' | ')}: the 'ours' row's executor (default ${ENGINE_DEFAULTS.ENGINE_EXECUTOR}, the service's)
   --threads N          threads per engine (default: cores = ${availableCores()})
   --tolerance T        max |Δlogit| ≤ T · max(1, max |reference logit|) (default 1e-3)
   --seed N             weights seed (default 1)
@@ -58,7 +59,7 @@ const { values: flags } = parseArgs({
     warmup: { type: 'string', default: '2' },
     rounds: { type: 'string', default: '3' },
     candidates: { type: 'string', default: Object.keys(CANDIDATES).join(',') },
-    'ours-executor': { type: 'string', default: DEFAULTS.ENGINE_EXECUTOR },
+    'ours-executor': { type: 'string', default: ENGINE_DEFAULTS.ENGINE_EXECUTOR },
     threads: { type: 'string', default: String(availableCores()) },
     tolerance: { type: 'string', default: '1e-3' },
     seed: { type: 'string', default: '1' },
@@ -116,7 +117,7 @@ if (loadAtStart[0]! > 0.5) {
 }
 
 // Every TF candidate shares this process's engine, initialised once the way the service does.
-const engine = await initEngine({ backend: 'tensorflow', intraOpThreads: threads, interOpThreads: 1 });
+const engine = await initEngine({ backend: 'tensorflow', intraOpThreads: threads, interOpThreads: 1, oneDnn: false });
 
 const rows: ResultRow[] = [];
 const refusals: Refusal[] = [];

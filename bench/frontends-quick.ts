@@ -10,11 +10,11 @@ import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { initEngine } from '../src/densenet/tf-runtime.ts';
 import { buildDenseNet, exportTorchvisionWeights, isPresetName, presetConfig } from '../src/densenet/index.ts';
-import { loadConfig } from '../src/config.ts';
+import { availableCores, loadConfig } from '../src/config.ts';
 import { silentLogger } from '../src/logger.ts';
 import { startServer } from '../src/main.ts';
 import { loadProtos } from '../src/api/grpc/proto.ts';
-import { InferenceService, DEFAULT_IMAGE_LIMITS } from '../src/inference/index.ts';
+import { InferenceService, DEFAULT_IMAGE_LIMITS, planEngine } from '../src/inference/index.ts';
 
 const { values: args } = parseArgs({
   options: { preset: { type: 'string', default: 'densenet-bc-100-k12' }, seconds: { type: 'string', default: '8' } },
@@ -24,7 +24,7 @@ if (!isPresetName(preset)) throw new Error(`unknown preset ${preset}`);
 const ms = Number(args.seconds) * 1000;
 const CALLERS = 32;
 
-await initEngine({ backend: 'tensorflow', intraOpThreads: 0, interOpThreads: 1 });
+await initEngine({ backend: 'tensorflow', intraOpThreads: 0, interOpThreads: 1, oneDnn: false });
 const cfg = presetConfig(preset);
 const { inputHeight: h, inputWidth: w, inputChannels: c } = cfg;
 const root = await mkdtemp(path.join(tmpdir(), 'bench-frontends-'));
@@ -54,7 +54,7 @@ const raw = Buffer.from(pixels.buffer);
 
 // In-process pipeline, as the frontends call it.
 const service = await InferenceService.start({
-  repositoryRoot: root, workers: 2, engine: { backend: 'tensorflow', intraOpThreads: 0, interOpThreads: 1 },
+  repositoryRoot: root, engine: planEngine({ ENGINE_EXECUTOR: 'fused', WORKERS: 2 }, { cores: availableCores() }),
   hangTimeoutMs: 600_000, loadTimeoutMs: 600_000, imageLimits: DEFAULT_IMAGE_LIMITS, logger: silentLogger,
 });
 const inProcess = () => service.inferTensor('m', { data: pixels, shape: [1, h, w, c], layout: 'NHWC' });

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { initEngine, tf, type Tensor } from '../src/densenet/tf-runtime.ts';
 import { buildDenseNet, exportTorchvisionWeights, isPresetName, presetConfig } from '../src/densenet/index.ts';
-import { InferenceService, DEFAULT_IMAGE_LIMITS } from '../src/inference/index.ts';
+import { InferenceService, DEFAULT_IMAGE_LIMITS, planEngine } from '../src/inference/index.ts';
 import { silentLogger } from '../src/logger.ts';
 import { availableCores } from '../src/config.ts';
 
@@ -27,7 +27,7 @@ const threads = Number(args.threads);
 const batch = Number(args.batch);
 const seconds = Number(args.seconds);
 
-await initEngine({ backend: 'tensorflow', intraOpThreads: threads, interOpThreads: 1 });
+await initEngine({ backend: 'tensorflow', intraOpThreads: threads, interOpThreads: 1, oneDnn: false });
 const root = await mkdtemp(path.join(tmpdir(), 'bench-pipeline-'));
 const rows: string[] = [];
 
@@ -68,7 +68,7 @@ for (const name of args.models.split(',')) {
   model.layersModel.dispose();
 
   const service = await InferenceService.start({
-    repositoryRoot: root, workers, engine: { backend: 'tensorflow', intraOpThreads: threads, interOpThreads: 1 },
+    repositoryRoot: root, engine: planEngine({ ENGINE_EXECUTOR: 'fused', WORKERS: workers, TF_INTRA_OP_THREADS: threads }, { cores: availableCores() }),
     hangTimeoutMs: 600_000, loadTimeoutMs: 600_000, imageLimits: DEFAULT_IMAGE_LIMITS, logger: silentLogger,
   });
   const image = new Float32Array(h * w * c).map(() => Math.random());

@@ -1,8 +1,9 @@
 // PyTorch and our service must agree on the served model: top-1 identical on the whole
 // Fashion-MNIST test set and max |Δlogit| ≤ 1e-4. PyTorch's side is
 // scripts/pytorch_logits.py (the checkpoint in torchvision's layout); ours is the service
-// pipeline an upload takes (PNG decode, polarity check, normalisation, batching, workers).
-//   npx tsx scripts/compare-with-pytorch.ts [--repository models] [--model fashion-mnist-densenet]
+// pipeline an upload takes (PNG decode, polarity check, normalisation, batching, workers), on the
+// engine plan the server would run (src/inference/engine-plan.ts) unless --executor says otherwise.
+//   npx tsx scripts/compare-with-pytorch.ts [--repository models] [--model fashion-mnist-densenet] [--executor fused|layers|onnxruntime]
 // Needs python3 with torch, safetensors and numpy. Exits 1 when they disagree.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -10,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { InferenceService, DEFAULT_IMAGE_LIMITS } from '../src/inference/index.ts';
+import { InferenceService, DEFAULT_IMAGE_LIMITS, planEngine } from '../src/inference/index.ts';
 import { parseIdxDataset } from '../src/eval/idx.ts';
 import { parseSafetensors, tensorToFloat32 } from '../src/densenet/index.ts';
 import { silentLogger } from '../src/logger.ts';
@@ -22,7 +23,7 @@ const { values: args } = parseArgs({
     repository: { type: 'string', default: 'models' },
     model: { type: 'string', default: 'fashion-mnist-densenet' },
     data: { type: 'string', default: 'test/fixtures/fashion-mnist' },
-    executor: { type: 'string', default: 'fused' },
+    executor: { type: 'string' },
   },
 });
 const TOLERANCE = 1e-4;
@@ -38,11 +39,13 @@ const set = parseIdxDataset(
   readFileSync(path.join(args.data, 't10k-images-idx3-ubyte.gz')),
   readFileSync(path.join(args.data, 't10k-labels-idx1-ubyte.gz')),
 );
+const engine = planEngine({ ENGINE_EXECUTOR: args.executor === undefined ? undefined : parseExecutorName(args.executor) }, { cores: availableCores() });
+console.log(`engine: ${engine.executor} on ${engine.workers} ${engine.isolation} workers`);
 const service = await InferenceService.start({
-  repositoryRoot: args.repository, workers: 2, engine: { backend: 'tensorflow', intraOpThreads: availableCores(), interOpThreads: 1, executor: parseExecutorName(args.executor) },
+  repositoryRoot: args.repository, engine,
   hangTimeoutMs: 600_000, loadTimeoutMs: 600_000, imageLimits: DEFAULT_IMAGE_LIMITS, logger: silentLogger,
 });
-const classes = service.metadata(args.model).labels.length;
+const classes = service.describe(args.model).labels.length;
 const pixels = set.height * set.width;
 let maxDiff = 0;
 let top1Mismatches = 0;

@@ -1,11 +1,13 @@
-// `npm run eval`: the full Fashion-MNIST test set through the service's own pipeline (native
-// engine, worker threads, batching, PNG decode), printing accuracy, per-class accuracy and the
-// confusion matrix, ending with `accuracy: 0.XXXX`.
+// `npm run eval`: the full Fashion-MNIST test set through the service's own pipeline (PNG
+// decode, batching, workers) on the engine plan the server would run (executor, workers,
+// threads: src/inference/engine-plan.ts) unless --executor or --workers say otherwise, printing
+// accuracy, per-class accuracy and the confusion matrix, ending with `accuracy: 0.XXXX`.
 //   npm run eval -- [--repository models] [--model fashion-mnist-densenet] [--data test/fixtures/fashion-mnist] [--limit N]
+//                   [--executor fused|layers|onnxruntime] [--workers N]
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { InferenceService, DEFAULT_IMAGE_LIMITS } from '../src/inference/index.ts';
+import { InferenceService, DEFAULT_IMAGE_LIMITS, planEngine } from '../src/inference/index.ts';
 import { parseIdxDataset } from '../src/eval/idx.ts';
 import { evaluate } from '../src/eval/evaluate.ts';
 import { silentLogger } from '../src/logger.ts';
@@ -17,9 +19,9 @@ const { values: args } = parseArgs({
     repository: { type: 'string', default: 'models' },
     model: { type: 'string', default: 'fashion-mnist-densenet' },
     data: { type: 'string', default: 'test/fixtures/fashion-mnist' },
-    executor: { type: 'string', default: 'fused' },
+    executor: { type: 'string' },
     limit: { type: 'string' },
-    workers: { type: 'string', default: '2' },
+    workers: { type: 'string' },
   },
 });
 
@@ -27,13 +29,17 @@ const set = parseIdxDataset(
   readFileSync(path.join(args.data, 't10k-images-idx3-ubyte.gz')),
   readFileSync(path.join(args.data, 't10k-labels-idx1-ubyte.gz')),
 );
+const engine = planEngine({
+  ENGINE_EXECUTOR: args.executor === undefined ? undefined : parseExecutorName(args.executor),
+  WORKERS: args.workers === undefined ? undefined : Number(args.workers),
+}, { cores: availableCores() });
+process.stderr.write(`engine: ${engine.executor} on ${engine.workers} ${engine.isolation} workers, ${engine.threadsPerWorker} threads each\n`);
 const service = await InferenceService.start({
-  repositoryRoot: args.repository, workers: Number(args.workers),
-  engine: { backend: 'tensorflow', intraOpThreads: availableCores(), interOpThreads: 1, executor: parseExecutorName(args.executor) },
+  repositoryRoot: args.repository, engine,
   hangTimeoutMs: 600_000, loadTimeoutMs: 600_000, imageLimits: DEFAULT_IMAGE_LIMITS, logger: silentLogger,
 });
 try {
-  const labels = service.metadata(args.model).labels;
+  const labels = service.describe(args.model).labels;
   const result = await evaluate(service, args.model, set, {
     limit: args.limit ? Number(args.limit) : undefined,
     onProgress: (done, total) => process.stderr.write(`\r${done}/${total}`),

@@ -1,5 +1,8 @@
-// The service's configuration: one zod schema over the environment, parsed once into a frozen
-// object. This is the only module that reads process.env.
+// The service's configuration: one zod schema over the environment and the command line, parsed
+// once into a frozen object. The only module that reads settings from process.env (tf-runtime.ts
+// writes TensorFlow's own variables there before the library loads, and a worker process receives
+// its WorkerInit through one: worker-channel.ts). The engine settings are left unset when not
+// given: the engine plan (src/inference/engine-plan.ts) holds their defaults and derives the rest.
 import os from 'node:os';
 import { z } from 'zod';
 import { ServeError } from './errors.ts';
@@ -9,39 +12,11 @@ const nonNegativeInt = (max: number) => z.coerce.number().int().min(0).max(max);
 
 /** Defaults sized for the machine we run on; every one can be overridden by its env var. */
 export const DEFAULTS = {
-  ENGINE_BACKEND: 'tensorflow',
-  /**
-   * What runs batches in a worker. onnxruntime is 2.3× the fused tfjs executor on DenseNet-121
-   * batch 8 and 3.4× on batch 1 here (docs/benchmarks.md). Its workers are child processes
-   * (WORKER_ISOLATION=auto): a worker thread stopped mid ONNX Runtime run crashes the server.
-   */
-  ENGINE_EXECUTOR: 'onnxruntime',
-  /**
-   * Threads one TF op may use. With one inference worker per process the op should use every
-   * core; the worker pool divides cores between workers (see src/inference).
-   */
-  TF_INTRA_OP_THREADS: 0,
-  /** DenseNet inference is a chain of dependent ops: a second inter-op thread buys nothing. */
-  TF_INTER_OP_THREADS: 1,
   LOG_LEVEL: 'info',
   HOST: '0.0.0.0',
   HTTP_PORT: 8080,
   GRPC_PORT: 8081,
   MODEL_REPOSITORY: 'models',
-  /** Inference workers. TF's intra-op pool is shared by worker threads; see README. */
-  WORKERS: 2,
-  /**
-   * Workers as threads or child processes. 'auto': processes for onnxruntime (a thread cannot
-   * be stopped safely mid ONNX Runtime run), threads for the tfjs executors (zero-copy batches).
-   */
-  WORKER_ISOLATION: 'auto',
-  /**
-   * Nice value (0–19) of the workers' threads. Above 0, batch compute yields the CPU to the
-   * event loop on a saturated machine: under 10× overload here, refusals came back faster (p99
-   * 10.6 s vs 20.0 s, generator on the same 2 cores) but goodput fell from 19.7 to 11.8 img/s,
-   * and latency at 50% load did not improve (README, "Worker priority"). So 0 by default.
-   */
-  WORKER_NICE: 0,
   /** A batch running longer than this means its worker hung; it is replaced. */
   WORKER_HANG_TIMEOUT_MS: 60_000,
   MODEL_LOAD_TIMEOUT_MS: 300_000,
@@ -80,17 +55,18 @@ const bytes = (max: number) => z.coerce.number().int().min(1).max(max);
 
 const ConfigObject = z
   .object({
+    // Engine settings: unset = the engine plan's default (ENGINE_DEFAULTS, src/inference/engine-plan.ts).
     /** tensorflow (native, required for serving) | wasm | cpu (development only). */
-    ENGINE_BACKEND: z.enum(['tensorflow', 'wasm', 'cpu']).default(DEFAULTS.ENGINE_BACKEND),
+    ENGINE_BACKEND: z.enum(['tensorflow', 'wasm', 'cpu']).optional(),
     /** fused (tfjs ops, BN folded) | layers (tfjs predict) | onnxruntime (ONNX export on onnxruntime-node). */
-    ENGINE_EXECUTOR: z.enum(['fused', 'layers', 'onnxruntime']).default(DEFAULTS.ENGINE_EXECUTOR),
+    ENGINE_EXECUTOR: z.enum(['fused', 'layers', 'onnxruntime']).optional(),
     /** Must be set to "true" to run on a non-native backend; a guard against accidents. */
     ALLOW_DEV_BACKEND: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
-    /** 0 = one per core. */
-    TF_INTRA_OP_THREADS: nonNegativeInt(1024).default(DEFAULTS.TF_INTRA_OP_THREADS),
-    TF_INTER_OP_THREADS: positiveInt(1024).default(DEFAULTS.TF_INTER_OP_THREADS),
+    /** The thread budget split between the workers; 0 = one per core. */
+    TF_INTRA_OP_THREADS: nonNegativeInt(1024).optional(),
+    TF_INTER_OP_THREADS: positiveInt(1024).optional(),
     /** oneDNN kernels crash TF 2.21 on DenseNet-121 here (see src/densenet/tf-runtime.ts). */
-    TF_ENABLE_ONEDNN: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+    TF_ENABLE_ONEDNN: z.enum(['true', 'false']).optional().transform((v) => (v === undefined ? undefined : v === 'true')),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default(DEFAULTS.LOG_LEVEL),
     HOST: z.string().min(1).max(255).default(DEFAULTS.HOST),
     HTTP_PORT: port.default(DEFAULTS.HTTP_PORT),
@@ -98,9 +74,12 @@ const ConfigObject = z
     MODEL_REPOSITORY: z.string().min(1).max(4096).default(DEFAULTS.MODEL_REPOSITORY),
     /** Model answering /v1/classify; default: the only model, or the first by name. */
     DEFAULT_MODEL: z.string().min(1).max(128).optional(),
-    WORKERS: positiveInt(256).default(DEFAULTS.WORKERS),
-    WORKER_ISOLATION: z.enum(['auto', 'thread', 'process']).default(DEFAULTS.WORKER_ISOLATION),
-    WORKER_NICE: nonNegativeInt(19).default(DEFAULTS.WORKER_NICE),
+    /** Inference workers. */
+    WORKERS: positiveInt(256).optional(),
+    /** thread | process | auto (processes for onnxruntime, threads for the tfjs executors). */
+    WORKER_ISOLATION: z.enum(['auto', 'thread', 'process']).optional(),
+    /** Nice value (0–19) of the workers' threads. */
+    WORKER_NICE: nonNegativeInt(19).optional(),
     WORKER_HANG_TIMEOUT_MS: positiveInt(3_600_000).default(DEFAULTS.WORKER_HANG_TIMEOUT_MS),
     MODEL_LOAD_TIMEOUT_MS: positiveInt(3_600_000).default(DEFAULTS.MODEL_LOAD_TIMEOUT_MS),
     SHUTDOWN_TIMEOUT_MS: nonNegativeInt(3_600_000).default(DEFAULTS.SHUTDOWN_TIMEOUT_MS),
@@ -146,7 +125,7 @@ export const ConfigSchema = ConfigObject
     if (cfg.TLS_CA_FILE !== undefined && cfg.TLS_CERT_FILE === undefined) {
       ctx.addIssue({ code: 'custom', path: ['TLS_CA_FILE'], message: 'mutual TLS needs TLS_CERT_FILE and TLS_KEY_FILE too' });
     }
-    if (cfg.ENGINE_BACKEND !== 'tensorflow' && !cfg.ALLOW_DEV_BACKEND) {
+    if ((cfg.ENGINE_BACKEND === 'wasm' || cfg.ENGINE_BACKEND === 'cpu') && !cfg.ALLOW_DEV_BACKEND) {
       ctx.addIssue({
         code: 'custom',
         path: ['ENGINE_BACKEND'],

@@ -1,12 +1,13 @@
 // The one place that wires the service together and owns start-up and shutdown order:
-// config → logger → inference core (workers, models) → metrics → HTTP and gRPC frontends.
+// config → logger → engine plan (logged once) → inference core (workers, models) → metrics →
+// HTTP and gRPC frontends.
 // On SIGTERM/SIGINT: report not-ready at once, stop accepting, let in-flight requests finish
 // (bounded by SHUTDOWN_TIMEOUT_MS), stop the workers, exit 0.
 import sharp from 'sharp';
 import { availableCores, loadConfig, type Config } from './config.ts';
 import { isServeError } from './errors.ts';
 import { asyncStdout, createLogger, type Logger } from './logger.ts';
-import { InferenceService, DEFAULT_IMAGE_LIMITS } from './inference/index.ts';
+import { InferenceService, DEFAULT_IMAGE_LIMITS, planEngine } from './inference/index.ts';
 import { Edge } from './api/edge/index.ts';
 import { createMetrics } from './api/metrics.ts';
 import { buildHttpApp } from './api/http/app.ts';
@@ -29,26 +30,15 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   // libvips' operation cache keeps decoded images around; a server decoding untrusted uploads
   // wants predictable memory instead.
   sharp.cache(false);
-  if (config.ENGINE_BACKEND !== 'tensorflow') {
-    logger.warn({ backend: config.ENGINE_BACKEND },
-      `DEVELOPMENT ONLY: inference runs on the '${config.ENGINE_BACKEND}' backend, orders of magnitude slower than native TensorFlow`);
+  const engine = planEngine(config, { cores: availableCores() });
+  logger.info({ ...engine }, 'engine plan');
+  if (engine.backend !== 'tensorflow') {
+    logger.warn({ backend: engine.backend },
+      `DEVELOPMENT ONLY: inference runs on the '${engine.backend}' backend, orders of magnitude slower than native TensorFlow`);
   }
   const service = await InferenceService.start({
     repositoryRoot: config.MODEL_REPOSITORY,
-    workers: config.WORKERS,
-    isolation: config.WORKER_ISOLATION,
-    nice: config.WORKER_NICE,
-    engine: {
-      backend: config.ENGINE_BACKEND,
-      intraOpThreads: config.TF_INTRA_OP_THREADS,
-      interOpThreads: config.TF_INTER_OP_THREADS,
-      oneDnn: config.TF_ENABLE_ONEDNN,
-      executor: config.ENGINE_EXECUTOR,
-      // ONNX Runtime sessions and worker processes own private thread pools (TF's is shared by
-      // worker threads), so the CPU budget TF_INTRA_OP_THREADS (or every core) is divided
-      // between the workers.
-      sessionThreads: Math.max(1, Math.floor((config.TF_INTRA_OP_THREADS || availableCores()) / config.WORKERS)),
-    },
+    engine,
     hangTimeoutMs: config.WORKER_HANG_TIMEOUT_MS,
     loadTimeoutMs: config.MODEL_LOAD_TIMEOUT_MS,
     imageLimits: {

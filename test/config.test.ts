@@ -14,10 +14,28 @@ function configError(env: Record<string, string>): ServeError {
 describe('config', () => {
   it('applies the named defaults and freezes the result', () => {
     const cfg = loadConfig({});
-    expect(cfg.ENGINE_BACKEND).toBe(DEFAULTS.ENGINE_BACKEND);
-    expect(cfg.TF_INTER_OP_THREADS).toBe(DEFAULTS.TF_INTER_OP_THREADS);
+    expect(cfg.HTTP_PORT).toBe(DEFAULTS.HTTP_PORT);
+    expect(cfg.WORKER_HANG_TIMEOUT_MS).toBe(DEFAULTS.WORKER_HANG_TIMEOUT_MS);
     expect(cfg.ALLOW_DEV_BACKEND).toBe(false);
     expect(Object.isFrozen(cfg)).toBe(true);
+  });
+
+  it('leaves the engine settings unset when not given: the engine plan owns their defaults', () => {
+    const cfg = loadConfig({});
+    const engine = [
+      'ENGINE_EXECUTOR', 'ENGINE_BACKEND', 'WORKERS', 'WORKER_ISOLATION', 'WORKER_NICE', 'TF_INTRA_OP_THREADS', 'TF_INTER_OP_THREADS', 'TF_ENABLE_ONEDNN',
+    ] as const;
+    expect(engine.map((k) => cfg[k])).toEqual(engine.map(() => undefined));
+    // ENGINE_DEFAULTS (src/inference/engine-plan.ts) is the one list of them; config has no copy.
+    expect(Object.keys(DEFAULTS).filter((k) => (engine as readonly string[]).includes(k))).toEqual([]);
+    const set = loadConfig({
+      ENGINE_EXECUTOR: 'fused', ENGINE_BACKEND: 'tensorflow', WORKERS: '3', WORKER_ISOLATION: 'process', WORKER_NICE: '5',
+      TF_INTRA_OP_THREADS: '0', TF_INTER_OP_THREADS: '2', TF_ENABLE_ONEDNN: 'true',
+    });
+    expect(engine.map((k) => set[k])).toEqual(['fused', 'tensorflow', 3, 'process', 5, 0, 2, true]);
+    expect(loadConfig({ TF_ENABLE_ONEDNN: 'false' }).TF_ENABLE_ONEDNN).toBe(false);
+    expect(configError({ ENGINE_EXECUTOR: 'tensorrt' }).details.fields).toEqual(['ENGINE_EXECUTOR']);
+    expect(configError({ WORKER_ISOLATION: 'fiber' }).details.fields).toEqual(['WORKER_ISOLATION']);
   });
 
   it('coerces numbers from the environment', () => {

@@ -6,6 +6,8 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { availableCores, loadConfig } from '../src/config.ts';
+import { planEngine } from '../src/inference/index.ts';
 import { listenerClosed } from './helpers/drain-probe.ts';
 import { useNativeEngine } from './helpers/engine.ts';
 import { writeTinyModelFolder } from './helpers/tiny-model.ts';
@@ -134,10 +136,22 @@ describe('main: start-up and graceful shutdown', () => {
   });
 
   it('serves, then on SIGTERM finishes accepted requests, refuses new ones and exits 0', async () => {
-    const server = await start({
+    const env = {
       MODEL_REPOSITORY: repo, HTTP_PORT: '0', GRPC_PORT: '0', HOST: '127.0.0.1', WORKERS: '1', LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '60000',
-    });
+    };
+    const server = await start(env);
     const port = server.httpPort;
+
+    // The engine plan is logged once, before the server is ready, with every field: the plan for
+    // these settings on this machine (by default: one worker process running onnxruntime).
+    const startup = server.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const planLines = startup.filter((l) => l.msg === 'engine plan');
+    expect(planLines).toHaveLength(1);
+    expect(startup.indexOf(planLines[0]!)).toBeLessThan(startup.findIndex((l) => l.msg === 'densenet-serve ready'));
+    const plan = planEngine(loadConfig({ ...process.env, ...env }), { cores: availableCores() });
+    expect(plan).toMatchObject({ executor: 'onnxruntime', workers: 1, isolation: 'process' });
+    const logged = Object.fromEntries(Object.keys(plan).map((k) => [k, planLines[0]![k]]));
+    expect(logged).toEqual(JSON.parse(JSON.stringify(plan)));
     expect((await fetch(`http://127.0.0.1:${port}/v2/health/ready`)).status).toBe(200);
     expect(server.grpcPort).toBeGreaterThan(0);
     const body = JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 16, 16, 3], data: new Array(768).fill(0.5) }] });

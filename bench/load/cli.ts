@@ -5,7 +5,7 @@ import os from 'node:os';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULTS } from '../../src/config.ts';
+import { ENGINE_DEFAULTS } from '../../src/inference/index.ts';
 import { waitForGrpc } from './grpc-driver.ts';
 import { runMemory, mib, type MemoryRun } from './memory.ts';
 import { CACHE_DIR, ensureCacheDir, modelRepository } from './model-repo.ts';
@@ -63,7 +63,7 @@ if (args.arrivals !== 'poisson' && args.arrivals !== 'uniform') throw new Error(
 const arrivals = args.arrivals;
 const warmupSeconds = Number(args.warmup);
 if (!(warmupSeconds >= 0)) throw new Error(`--warmup: '${args.warmup}' is not a number of seconds ≥ 0`);
-const workers = args.workers ? positive('workers', args.workers) : DEFAULTS.WORKERS;
+const workers = args.workers ? positive('workers', args.workers) : ENGINE_DEFAULTS.WORKERS;
 const settings: Record<string, string> = { WORKERS: String(workers) };
 for (const s of args['server-setting']) {
   const eq = s.indexOf('=');

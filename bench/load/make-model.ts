@@ -9,7 +9,7 @@ import { buildDenseNet, exportTorchvisionWeights, isPresetName, presetConfig } f
 
 const [preset, dir] = process.argv.slice(2);
 if (!preset || !dir || !isPresetName(preset)) throw new Error('usage: make-model.ts <preset> <dir>');
-await initEngine({ backend: 'tensorflow', intraOpThreads: 0, interOpThreads: 1 });
+await initEngine({ backend: 'tensorflow', intraOpThreads: 0, interOpThreads: 1, oneDnn: false });
 const model = buildDenseNet(presetConfig(preset));
 const target = path.join(dir, 'weights.safetensors');
 await writeFile(`${target}.tmp`, exportTorchvisionWeights(model));

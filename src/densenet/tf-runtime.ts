@@ -16,10 +16,9 @@ export const tf: typeof TF = require('@tensorflow/tfjs');
 
 export type { Tensor, Tensor1D, Tensor2D, Tensor4D, Rank, LayersModel, SymbolicTensor } from '@tensorflow/tfjs';
 
-import type { ExecutorName } from './runner.ts';
-
 export type EngineBackend = 'tensorflow' | 'wasm' | 'cpu';
 
+/** How to start the engine in this process or worker; the caller (the engine plan) decides every value. */
 export interface EngineOptions {
   backend: EngineBackend;
   /** TF intra-op pool size (threads one op may use); 0 lets TensorFlow use every core. */
@@ -27,22 +26,11 @@ export interface EngineOptions {
   /** TF inter-op pool size (independent ops run at once); 0 lets TensorFlow decide. */
   interOpThreads: number;
   /**
-   * TensorFlow's oneDNN kernels. Off by default: with TF 2.21 on AVX-512 CPUs a 1×1 conv from
+   * TensorFlow's oneDNN kernels. Off in the service: with TF 2.21 on AVX-512 CPUs a 1×1 conv from
    * 1024 to 512 channels (DenseNet-121's third transition) dies with SIGFPE inside oneDNN,
    * killing the process; the Eigen kernels compute it correctly at the same speed here.
    */
-  oneDnn?: boolean;
-  /**
-   * What runs a model's batches in a worker (see runner.ts): 'fused' tfjs ops (when unset; the
-   * service's ENGINE_EXECUTOR defaults to onnxruntime), the tfjs 'layers' predict, or
-   * 'onnxruntime' (whose workers build networks on the pure-JS backend and load native
-   * TensorFlow only for a model that needs it: see worker-main.ts).
-   */
-  executor?: ExecutorName;
-  /** Threads of one onnxruntime session (each worker's session has its own pool). */
-  sessionThreads?: number;
-  /** Called with a loud warning when a development-only backend is chosen. */
-  warn?: (message: string) => void;
+  oneDnn: boolean;
 }
 
 export interface EngineInfo {
@@ -69,10 +57,6 @@ export async function initEngine(options: EngineOptions): Promise<EngineInfo> {
   if (options.backend === 'tensorflow') {
     loaded = await loadNative(options);
   } else {
-    options.warn?.(
-      `DEVELOPMENT ONLY: running on the '${options.backend}' backend instead of native TensorFlow. ` +
-        'It is orders of magnitude slower and must never serve production traffic.',
-    );
     if (options.backend === 'wasm') require('@tensorflow/tfjs-backend-wasm');
     await setBackend(options.backend);
     loaded = { backend: options.backend, tfjsVersion: tf.version.tfjs, tensorflowVersion: undefined };

@@ -1,19 +1,13 @@
 // The inference core's public surface: the only module the API layer imports.
 export {
   InferenceService,
-  INPUT_NAME,
-  OUTPUT_LOGITS,
-  OUTPUT_PROBABILITIES,
   type ClassifyResult,
   type InferResult,
   type InferenceServiceOptions,
-  type ModelDescription,
-  type ModelMetadata,
-  type ModelState,
-  type ModelVersionStatus,
   type RequestOptions,
-  type TensorSpec,
 } from './inference-service.ts';
+export type { ModelDescription, ModelState, ModelVersionStatus } from './model-registry.ts';
+export { ENGINE_DEFAULTS, planEngine, type EnginePlan, type EngineSettings, type WorkerIsolation } from './engine-plan.ts';
 export type { ExecutorName } from '../densenet/index.ts';
 export type { RepositoryEntry } from './repository/model-repository.ts';
 export type { BatchObserver, ItemOutcome, ItemStage } from './batching/index.ts';

@@ -37,7 +37,7 @@ describe('native TensorFlow engine', () => {
 
   it('refuses to switch backend once loaded', async () => {
     const { initEngine } = await import('../../src/densenet/tf-runtime.ts');
-    await expect(initEngine({ backend: 'cpu', intraOpThreads: 1, interOpThreads: 1 })).rejects.toThrow(/cannot switch/);
+    await expect(initEngine({ backend: 'cpu', intraOpThreads: 1, interOpThreads: 1, oneDnn: false })).rejects.toThrow(/cannot switch/);
   });
 
   // tfjs#8388 reports tfjs-node failing to load in a second worker thread. This is the
@@ -66,7 +66,7 @@ describe('native TensorFlow engine', () => {
   // because the failure kills the whole process rather than throwing.
   it('runs the 1×1 conv 1024→512 that crashes TF 2.21 oneDNN', () => {
     const script = "import { initEngine, tf } from './src/densenet/tf-runtime.ts';" +
-      "await initEngine({ backend: 'tensorflow', intraOpThreads: 2, interOpThreads: 1 });" +
+      "await initEngine({ backend: 'tensorflow', intraOpThreads: 2, interOpThreads: 1, oneDnn: false });" +
       "const y = tf.conv2d(tf.ones([1, 14, 14, 1024]), tf.ones([1, 1, 1024, 512]), 1, 'same');" +
       "console.log('VALUE', y.dataSync()[0]);";
     const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
@@ -79,7 +79,7 @@ describe('native TensorFlow engine', () => {
   it('refuses to start without native TensorFlow, with a message that says how to fix it', () => {
     const hide = new URL('../helpers/hide-tfjs-node.cjs', import.meta.url).pathname;
     const script = "import { initEngine } from './src/densenet/tf-runtime.ts';" +
-      "initEngine({ backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1 })" +
+      "initEngine({ backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1, oneDnn: false })" +
       ".then(() => console.log('LOADED'), (e) => { console.log(e.code + ': ' + e.message); process.exit(3); });";
     const child = spawnSync(process.execPath, ['--require', hide, '--import', 'tsx', '--input-type=module', '-e', script], {
       encoding: 'utf8', cwd: new URL('../..', import.meta.url).pathname,

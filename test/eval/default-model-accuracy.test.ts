@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_IMAGE_LIMITS, InferenceService } from '../../src/inference/index.ts';
+import { DEFAULT_IMAGE_LIMITS, InferenceService, planEngine } from '../../src/inference/index.ts';
 import { parseIdxDataset } from '../../src/eval/idx.ts';
 import { evaluate } from '../../src/eval/evaluate.ts';
 import { silentLogger } from '../../src/logger.ts';
@@ -20,8 +20,8 @@ describe('the default model on the full Fashion-MNIST test set', () => {
   let service: InferenceService;
   beforeAll(async () => {
     service = await InferenceService.start({
-      repositoryRoot: 'models', workers: 2,
-      engine: { backend: 'tensorflow', intraOpThreads: availableCores(), interOpThreads: 1 },
+      repositoryRoot: 'models',
+      engine: planEngine({ ENGINE_EXECUTOR: 'fused', WORKERS: 2, TF_INTRA_OP_THREADS: availableCores() }, { cores: availableCores() }),
       hangTimeoutMs: 120_000, loadTimeoutMs: 120_000, imageLimits: DEFAULT_IMAGE_LIMITS, logger: silentLogger,
     });
   }, 180_000);

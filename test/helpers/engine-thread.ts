@@ -4,7 +4,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { initEngine, tf, type Tensor4D } from '../../src/densenet/tf-runtime.ts';
 
 const { seed } = workerData as { seed: number };
-const info = await initEngine({ backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1 });
+const info = await initEngine({ backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1, oneDnn: false });
 const values = tf.tidy(() => {
   const x = tf.randomUniform([2, 16, 16, 8], -1, 1, 'float32', seed);
   const w = tf.randomUniform([3, 3, 8, 4], -1, 1, 'float32', seed + 1);

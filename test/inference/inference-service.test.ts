@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InferenceService } from '../../src/inference/inference-service.ts';
+import { planEngine } from '../../src/inference/engine-plan.ts';
 import { DEFAULT_IMAGE_LIMITS, preprocessImage } from '../../src/inference/preprocess/index.ts';
 import { softmax, type Prediction } from '../../src/inference/top-k.ts';
 import { ServeError } from '../../src/errors.ts';
@@ -57,7 +58,7 @@ describe('inference service', () => {
     await copyFile(new URL('../fixtures/reference/densenet_bc_100_k12.weights.safetensors', import.meta.url), path.join(root, 'cifar', 'weights.safetensors'));
     await writeFile(path.join(root, 'cifar', 'manifest.json'), JSON.stringify(CIFAR_MANIFEST));
     service = await InferenceService.start({
-      repositoryRoot: root, workers: 2, engine: { backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1 },
+      repositoryRoot: root, engine: planEngine({ ENGINE_EXECUTOR: 'fused', WORKERS: 2, TF_INTRA_OP_THREADS: 1 }, { cores: 1 }),
       hangTimeoutMs: 20_000, loadTimeoutMs: 60_000, imageLimits: DEFAULT_IMAGE_LIMITS, logger: silentLogger,
     });
   }, 120_000);
@@ -75,12 +76,15 @@ describe('inference service', () => {
     expect(service.isReady('broken')).toBe(false);
   });
 
-  it('describes a model in Open Inference Protocol terms', () => {
-    const meta = service.metadata('versioned');
-    expect(meta.versions).toEqual(['1', '2']);
-    expect(meta.inputs).toEqual([{ name: 'input', datatype: 'FP32', shape: [-1, 16, 16, 3] }]);
-    expect(meta.outputs.map((o) => o.shape)).toEqual([[-1, 3], [-1, 3]]);
-    expect(meta.labels).toEqual(TINY_LABELS);
+  it('describes a model: the newest version, every version, its input and what runs it', () => {
+    const model = service.describe('versioned');
+    expect(model.version).toBe('2');
+    expect(model.versions).toEqual(['1', '2']);
+    expect(model.input).toEqual({ height: 16, width: 16, channels: 3 });
+    expect(model.labels).toEqual(TINY_LABELS);
+    expect(model.instances).toBe(2);
+    expect(model.executor).toBe('fused');
+    expect(service.describe('versioned', '1').version).toBe('1');
   });
 
   it('classifies encoded images through the worker threads exactly as the model does in-process', async () => {

@@ -24,7 +24,7 @@ import { loadProtos } from '../../src/api/grpc/proto.ts';
 import { createMetrics, type ServiceMetrics } from '../../src/api/metrics.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
-import { DEFAULT_IMAGE_LIMITS, InferenceService, type ImageLimits } from '../../src/inference/index.ts';
+import { DEFAULT_IMAGE_LIMITS, InferenceService, planEngine, type EnginePlan, type ImageLimits } from '../../src/inference/index.ts';
 import type { PreprocessSpec } from '../../src/inference/preprocess/index.ts';
 import { useNativeEngine } from '../helpers/engine.ts';
 import { writeTinyModelFolder } from '../helpers/tiny-model.ts';
@@ -61,6 +61,7 @@ const gc = runInNewContext('gc') as () => void;
 
 let root: string;
 let config: Config;
+let engine: EnginePlan;
 let service: InferenceService;
 let metrics: ServiceMetrics;
 let app: FastifyInstance;
@@ -106,8 +107,9 @@ async function startService(): Promise<void> {
     maxDimension: config.MAX_IMAGE_DIMENSION, maxImagesPerRequest: config.MAX_IMAGES_PER_REQUEST,
   };
   // What src/main.ts builds, with the service kept at hand for its worker statistics.
+  engine = planEngine({ ...config, ENGINE_EXECUTOR: 'fused', TF_INTRA_OP_THREADS: 1 }, { cores: 1 });
   service = await InferenceService.start({
-    repositoryRoot: root, workers: config.WORKERS, engine: { backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1 },
+    repositoryRoot: root, engine,
     hangTimeoutMs: config.WORKER_HANG_TIMEOUT_MS, loadTimeoutMs: config.MODEL_LOAD_TIMEOUT_MS, imageLimits: limits, logger,
   });
   metrics = createMetrics(service);
@@ -418,7 +420,7 @@ describe('the bad-input corpus over real sockets', () => {
   it('leaves every worker alive and unreplaced, engine tensors and memory where they were', async () => {
     expect(service.workerRestarts).toBe(0);
     expect(await exerciseWorkers()).toEqual(baseline.tensors);
-    expect(baseline.tensors).toHaveLength(config.WORKERS);
+    expect(baseline.tensors).toHaveLength(engine.workers);
     const after = memory();
     expect(after.rss - baseline.rss, `RSS ${baseline.rss >> 20} → ${after.rss >> 20} MiB`).toBeLessThan(RSS_TOLERANCE_BYTES);
     expect(after.heap - baseline.heap, `V8 heap ${baseline.heap >> 20} → ${after.heap >> 20} MiB`).toBeLessThan(HEAP_TOLERANCE_BYTES);

@@ -1,14 +1,17 @@
 // Main-thread handle of one inference worker (a thread or a child process, worker-channel.ts):
 // request/response over typed messages, a watchdog on every batch, and a clean failure of
-// everything in flight if the worker dies.
+// everything in flight if the worker dies. To the dispatcher it is one executor.
 //
-// Threads by default: the engine test (test/densenet/tf-runtime.test.ts) shows native
-// TensorFlow loads in several threads of one process and again after a thread is replaced,
-// contrary to tfjs#8388, and threads move pixel and logit buffers with zero-copy transfers.
-// onnxruntime workers run as processes (see worker-channel.ts for why).
+// Threads or processes is the engine plan's choice (engine-plan.ts): processes for onnxruntime,
+// the default executor (a worker thread stopped mid ONNX Runtime run crashes the server), threads
+// for the tfjs executors. Threads are safe there: the engine test (test/densenet/tf-runtime.test.ts)
+// shows native TensorFlow loads in several threads of one process and again after a thread is
+// replaced, contrary to tfjs#8388, and threads move pixel and logit buffers zero-copy.
 import { ServeError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
-import { openWorkerChannel, type WorkerChannel, type WorkerIsolation } from './worker-channel.ts';
+import type { Executor } from '../batching/index.ts';
+import type { WorkerIsolation } from '../engine-plan.ts';
+import { openWorkerChannel, type WorkerChannel } from './worker-channel.ts';
 import type { FromWorker, LoadSpec, LoadedModelInfo, ToWorker, WorkerInit } from './wire.ts';
 
 type Pending = { resolve: (m: FromWorker) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout };
@@ -29,7 +32,7 @@ export function workerLost(workerId: string, reason: string): ServeError {
   return new ServeError('WORKER_FAILED', `inference worker ${workerId} ${reason}`, { retryable: true });
 }
 
-export class InferenceWorker {
+export class InferenceWorker implements Executor<Float32Array, Float32Array> {
   readonly id: string;
   readonly models = new Map<string, LoadedModelInfo>();
   private readonly channel: WorkerChannel;
@@ -122,8 +125,8 @@ export class InferenceWorker {
     if (this.alive) await this.request({ type: 'unload', requestId: 0, key }, this.options.hangTimeoutMs, [], false);
   }
 
-  /** Runs one batch (one image per input). One batch at a time per worker. */
-  async run(key: string, inputs: Float32Array[]): Promise<{ outputs: Float32Array[]; computeMs: number }> {
+  /** Runs one batch (one image per input): one row of logits per image. One batch at a time per worker. */
+  async run(key: string, inputs: Float32Array[]): Promise<Float32Array[]> {
     if (this.busy) throw new ServeError('INTERNAL', `worker ${this.id} is already running a batch`);
     const info = this.models.get(key);
     if (!info) throw new ServeError('MODEL_NOT_READY', `model ${key} is not loaded in worker ${this.id}`, { retryable: true });
@@ -142,8 +145,7 @@ export class InferenceWorker {
       if (reply.type !== 'result') throw new Error(`unexpected reply ${reply.type} to infer`);
       this.lastTensorCount = reply.numTensors;
       const classes = info.numClasses;
-      const outputs = inputs.map((_, i) => reply.output.slice(i * classes, (i + 1) * classes));
-      return { outputs, computeMs: reply.computeMs };
+      return inputs.map((_, i) => reply.output.slice(i * classes, (i + 1) * classes));
     } finally {
       this.busy = false;
     }

@@ -1,12 +1,14 @@
-// Typed messages between the main thread and an inference worker thread. Pixel and logit data
-// travel as Float32Arrays in the transfer list (moved, not copied).
+// Typed messages between the server and an inference worker (a thread or a process,
+// worker-channel.ts). Pixel and logit data travel as Float32Arrays: moved to and from a worker
+// thread (the transfer list), copied through the IPC pipe to and from a worker process.
 import type { DenseNetConfig, ExecutorName } from '../../densenet/index.ts';
-import type { EngineOptions } from '../../densenet/tf-runtime.ts';
+import type { WorkerEngine } from '../engine-plan.ts';
 import type { PriorityResult } from './priority.ts';
 
 export interface WorkerInit {
   workerId: string;
-  engine: Omit<EngineOptions, 'warn'>;
+  /** Its slice of the engine plan (engine-plan.ts workerEngine). */
+  engine: WorkerEngine;
   /** Nice value for the worker's threads (0: the server's priority); see priority.ts. */
   nice: number;
 }
@@ -47,6 +49,6 @@ export type FromWorker =
   | { type: 'ready'; backend: string; tensorflowVersion?: string; priority: PriorityResult }
   | { type: 'loaded'; requestId: number; info: LoadedModelInfo }
   | { type: 'unloaded'; requestId: number }
-  | { type: 'result'; requestId: number; output: Float32Array; computeMs: number; numTensors: number }
+  | { type: 'result'; requestId: number; output: Float32Array; numTensors: number }
   | { type: 'stalled'; requestId: number }
   | { type: 'error'; requestId: number; code: string; message: string };

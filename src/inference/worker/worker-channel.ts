@@ -11,10 +11,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { ExecutorName } from '../../densenet/index.ts';
+import type { WorkerIsolation } from '../engine-plan.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './wire.ts';
-
-export type WorkerIsolation = 'thread' | 'process';
 
 /** The environment variable that hands a child worker process its WorkerInit. */
 export const WORKER_INIT_ENV = 'DENSENET_WORKER_INIT';
@@ -40,12 +38,6 @@ export interface WorkerChannel {
   onExit(listener: (how: string) => void): void;
   /** Stops the worker wherever it is (mid-batch included); resolves once it is gone. */
   kill(): Promise<void>;
-}
-
-/** onnxruntime cannot be stopped safely inside a thread (see above); everything else can. */
-export function resolveIsolation(setting: WorkerIsolation | 'auto', executor: ExecutorName): WorkerIsolation {
-  if (setting !== 'auto') return setting;
-  return executor === 'onnxruntime' ? 'process' : 'thread';
 }
 
 export function openWorkerChannel(isolation: WorkerIsolation, init: WorkerInit): WorkerChannel {

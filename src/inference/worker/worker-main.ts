@@ -6,7 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { initEngine, tf, upgradeToNative, type LayersModel } from '../../densenet/tf-runtime.ts';
 import {
   buildDenseNet, fusedRunner, layersRunner, loadLayersModel, loadTorchvisionWeights, onnxRunner,
-  type DenseNetModel, type DenseNetRunner, type ExecutorName,
+  type DenseNetModel, type DenseNetRunner,
 } from '../../densenet/index.ts';
 import { isServeError } from '../../errors.ts';
 import type { FromWorker, LoadSpec, LoadedModelInfo, ToWorker, WorkerInit } from './wire.ts';
@@ -53,7 +53,7 @@ const init = parent.init;
 // First, before the engines start their thread pools: those inherit the lowered priority.
 const priority = lowerWorkerPriority(init.nice, parentPort ? 'thread' : 'process');
 const models = new Map<string, { runner: DenseNetRunner; info: LoadedModelInfo }>();
-const executor: ExecutorName = init.engine.executor ?? 'fused';
+const { executor } = init.engine;
 
 function send(message: FromWorker, transfer: ArrayBuffer[] = []): void {
   parent.send(message, transfer);
@@ -98,10 +98,11 @@ async function createRunner(spec: LoadSpec): Promise<DenseNetRunner> {
     }
   } else {
     const loaded = await loadLayersModel(spec.weightsPath);
-    if (!loaded.densenet && onnxOnCpu() && tf.getBackend() !== 'tensorflow') {
-      // Not a network of ours, so it cannot be exported: tfjs runs it, on native TensorFlow.
+    if (!loaded.densenet && tf.getBackend() !== init.engine.tf.backend) {
+      // Not a network of ours, so it cannot be exported: tfjs runs it, on the plan's backend
+      // (this worker started on the pure-JS one, engine-plan.ts workerStartBackend).
       loaded.layersModel.dispose();
-      await upgradeToNative(init.engine);
+      await upgradeToNative(init.engine.tf);
       const reloaded = await loadLayersModel(spec.weightsPath);
       return guard(() => layersRunner(reloaded.layersModel), reloaded.layersModel);
     }
@@ -115,19 +116,11 @@ async function createRunner(spec: LoadSpec): Promise<DenseNetRunner> {
       return guard(() => fusedRunner(densenet), densenet.layersModel);
     case 'onnxruntime':
       try {
-        return await onnxRunner(densenet, { intraOpThreads: init.engine.sessionThreads ?? 1 });
+        return await onnxRunner(densenet, { intraOpThreads: init.engine.sessionThreads });
       } finally {
         densenet.layersModel.dispose();
       }
   }
-}
-
-/**
- * An onnxruntime worker of a server configured for native TensorFlow starts on the pure-JS
- * backend (see the end of this file). With a development backend (wasm, cpu) it keeps that one.
- */
-function onnxOnCpu(): boolean {
-  return executor === 'onnxruntime' && init.engine.backend === 'tensorflow';
 }
 
 function guard(make: () => DenseNetRunner, model: LayersModel): DenseNetRunner {
@@ -139,16 +132,14 @@ function guard(make: () => DenseNetRunner, model: LayersModel): DenseNetRunner {
   }
 }
 
-async function infer(key: string, batch: number, input: Float32Array): Promise<{ output: Float32Array; computeMs: number }> {
+async function infer(key: string, batch: number, input: Float32Array): Promise<Float32Array> {
   const entry = models.get(key);
   if (!entry) throw new Error(`model ${key} is not loaded in worker ${init.workerId}`);
   const [h, w, c] = entry.info.inputShape;
   if (input.length !== batch * h * w * c) {
     throw new Error(`batch of ${batch} needs ${batch * h * w * c} values, got ${input.length}`);
   }
-  const started = performance.now();
-  const output = await entry.runner.run(input, batch);
-  return { output, computeMs: performance.now() - started };
+  return entry.runner.run(input, batch);
 }
 
 async function handle(message: ToWorker): Promise<void> {
@@ -169,8 +160,8 @@ async function handle(message: ToWorker): Promise<void> {
         send({ type: 'unloaded', requestId: message.requestId });
         break;
       case 'infer': {
-        const { output, computeMs } = await infer(message.key, message.batch, message.input);
-        send({ type: 'result', requestId: message.requestId, output, computeMs, numTensors: tf.memory().numTensors },
+        const output = await infer(message.key, message.batch, message.input);
+        send({ type: 'result', requestId: message.requestId, output, numTensors: tf.memory().numTensors },
           [output.buffer as ArrayBuffer]);
         break;
       }
@@ -194,9 +185,8 @@ async function handle(message: ToWorker): Promise<void> {
   }
 }
 
-// An onnxruntime worker builds each network only to export it to ONNX; ONNX Runtime computes.
-// The pure-JS backend is enough for that and spares loading native TensorFlow: 75 vs 365 MiB
-// RSS per worker process, measured. A model that needs tfjs to run switches it (createRunner).
-const info = await initEngine(onnxOnCpu() ? { ...init.engine, backend: 'cpu' } : init.engine);
+// On the backend the plan starts it on (engine-plan.ts workerStartBackend); a model that needs
+// tfjs to run switches an onnxruntime worker to the plan's backend (createRunner).
+const info = await initEngine({ ...init.engine.tf, backend: init.engine.startBackend });
 parent.onMessage((message) => void handle(message));
 send({ type: 'ready', backend: info.backend, tensorflowVersion: info.tensorflowVersion, priority });

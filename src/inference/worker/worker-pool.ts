@@ -8,18 +8,14 @@
 // replacement this needs.
 import { ServeError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
-import { applyEngineEnvironment, type EngineOptions } from '../../densenet/tf-runtime.ts';
+import { applyEngineEnvironment } from '../../densenet/tf-runtime.ts';
+import { workerEngine, type EnginePlan, type WorkerIsolation } from '../engine-plan.ts';
 import { InferenceWorker } from './inference-worker.ts';
-import type { LoadSpec, LoadedModelInfo, WorkerInit } from './wire.ts';
-import { resolveIsolation, type WorkerIsolation } from './worker-channel.ts';
+import type { LoadSpec, LoadedModelInfo } from './wire.ts';
 
 export interface WorkerPoolOptions {
-  size: number;
-  engine: Omit<EngineOptions, 'warn'>;
-  /** Threads or processes; 'auto' (default) picks processes for onnxruntime only. */
-  isolation?: WorkerIsolation | 'auto';
-  /** Nice value of the workers' threads (default 0); see priority.ts. */
-  nice?: number;
+  /** How many workers, threads or processes, and each one's engine. */
+  plan: EnginePlan;
   hangTimeoutMs: number;
   loadTimeoutMs: number;
   /** Minimum pause between two replacements of the same slot, so a crash loop cannot spin. */
@@ -55,22 +51,13 @@ export class WorkerPool {
   readonly isolation: WorkerIsolation;
 
   constructor(private readonly options: WorkerPoolOptions, private readonly events: WorkerPoolEvents) {
-    this.slots = Array.from({ length: options.size }, (_, index) => ({ index, ready: false, keys: new Set<string>(), lastStart: 0 }));
-    this.isolation = resolveIsolation(options.isolation ?? 'auto', options.engine.executor ?? 'fused');
-  }
-
-  /**
-   * Worker threads share this process's TF intra-op pool (set once, before the first load);
-   * a worker process has its own, sized like an onnxruntime session: its share of the cores.
-   */
-  private engineFor(): WorkerInit['engine'] {
-    const { engine } = this.options;
-    if (this.isolation === 'thread' || engine.sessionThreads === undefined) return engine;
-    return { ...engine, intraOpThreads: engine.sessionThreads };
+    this.slots = Array.from({ length: options.plan.workers }, (_, index) => ({ index, ready: false, keys: new Set<string>(), lastStart: 0 }));
+    this.isolation = options.plan.isolation;
   }
 
   async start(): Promise<void> {
-    applyEngineEnvironment(this.options.engine);
+    // Before any worker thread loads TensorFlow: it reads its pool sizes once, process-wide.
+    applyEngineEnvironment(this.options.plan);
     await Promise.all(this.slots.map((slot) => this.startSlot(slot)));
   }
 
@@ -145,7 +132,7 @@ export class WorkerPool {
     if (this.closed) return;
     slot.lastStart = Date.now();
     const worker = await InferenceWorker.start({
-      init: { workerId: `w${slot.index}.${this.generation++}`, engine: this.engineFor(), nice: this.options.nice ?? 0 },
+      init: { workerId: `w${slot.index}.${this.generation++}`, engine: workerEngine(this.options.plan), nice: this.options.plan.nice },
       isolation: this.isolation,
       hangTimeoutMs: this.options.hangTimeoutMs,
       logger: this.options.logger,

@@ -13,8 +13,8 @@ import { createGrpcServer, type GrpcServer } from '../../../src/api/grpc/server.
 import { loadProtos } from '../../../src/api/grpc/proto.ts';
 import type { ClassifierClient } from '../../../src/api/grpc/generated/densenet/v1/Classifier.ts';
 import type { GRPCInferenceServiceClient } from '../../../src/api/grpc/generated/inference/GRPCInferenceService.ts';
-import { loadConfig, type Config } from '../../../src/config.ts';
-import { DEFAULT_IMAGE_LIMITS, InferenceService } from '../../../src/inference/index.ts';
+import { availableCores, loadConfig, type Config } from '../../../src/config.ts';
+import { DEFAULT_IMAGE_LIMITS, InferenceService, planEngine } from '../../../src/inference/index.ts';
 import { createLogger } from '../../../src/logger.ts';
 import { useNativeEngine } from '../../helpers/engine.ts';
 import { writeTinyModelFolder, type TinyFolderOptions } from '../../helpers/tiny-model.ts';
@@ -64,7 +64,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
   const logs: LogLine[] = [];
   const logger = createLogger('debug', { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
   const service = await InferenceService.start({
-    repositoryRoot: root, workers: 1, engine: { backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1, executor: 'fused' },
+    repositoryRoot: root, engine: planEngine({ ENGINE_EXECUTOR: 'fused', WORKERS: 1, TF_INTRA_OP_THREADS: 1 }, { cores: availableCores() }),
     hangTimeoutMs: 20_000, loadTimeoutMs: 60_000,
     imageLimits: { ...DEFAULT_IMAGE_LIMITS, maxImagesPerRequest: config.MAX_IMAGES_PER_REQUEST, maxEncodedBytes: config.MAX_IMAGE_BYTES },
     logger,

@@ -7,8 +7,8 @@ import type { FastifyInstance } from 'fastify';
 import { buildHttpApp } from '../../../src/api/http/app.ts';
 import { Edge } from '../../../src/api/edge/index.ts';
 import { createMetrics, type ServiceMetrics } from '../../../src/api/metrics.ts';
-import { loadConfig, type Config } from '../../../src/config.ts';
-import { InferenceService } from '../../../src/inference/index.ts';
+import { availableCores, loadConfig, type Config } from '../../../src/config.ts';
+import { InferenceService, planEngine } from '../../../src/inference/index.ts';
 import { silentLogger, type Logger } from '../../../src/logger.ts';
 import { useNativeEngine } from '../../helpers/engine.ts';
 import { writeTinyModelFolder, type TinyFolderOptions } from '../../helpers/tiny-model.ts';
@@ -39,8 +39,7 @@ export async function startHarness(options: {
   const config = configOf();
   const service = await InferenceService.start({
     repositoryRoot: root,
-    workers: 1,
-    engine: { backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1, executor: 'fused' },
+    engine: planEngine({ ENGINE_EXECUTOR: 'fused', WORKERS: 1, TF_INTRA_OP_THREADS: 1 }, { cores: availableCores() }),
     hangTimeoutMs: 30_000,
     loadTimeoutMs: 60_000,
     imageLimits: {

@@ -1,6 +1,6 @@
 // What every scenario gets: the run's options, the model under test, a way to start the real
 // server, capacity measured once per configuration, scaled durations, and a list of checks.
-import { DEFAULTS } from '../../../src/config.ts';
+import { ENGINE_DEFAULTS } from '../../../src/inference/index.ts';
 import { Clients } from './clients.ts';
 import { closedLoop } from './load.ts';
 import { httpGet } from './probes.ts';
@@ -127,7 +127,7 @@ export class Context {
 
   /** Inference workers of the servers started here (they inherit the runner's environment). */
   get workers(): number {
-    return Number(this.options.serverEnv.WORKERS ?? process.env.WORKERS ?? DEFAULTS.WORKERS);
+    return Number(this.options.serverEnv.WORKERS ?? process.env.WORKERS ?? ENGINE_DEFAULTS.WORKERS);
   }
 
   /**

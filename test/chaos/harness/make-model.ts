@@ -12,7 +12,7 @@ export const CHAOS_MODEL = 'chaos-densenet';
 const [dir, preset, maxBatchSize, maxQueueSize] = process.argv.slice(2);
 if (!dir || !preset || !maxBatchSize || !maxQueueSize) throw new Error('usage: make-model.ts <dir> <preset> <maxBatchSize> <maxQueueSize>');
 if (!isPresetName(preset)) throw new Error(`unknown DenseNet preset '${preset}'`);
-await initEngine({ backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1 });
+await initEngine({ backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1, oneDnn: false });
 const config = presetConfig(preset);
 const model = buildDenseNet(config);
 const folder = path.join(dir, CHAOS_MODEL);

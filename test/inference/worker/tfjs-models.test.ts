@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { saveLayersModel } from '../../../src/densenet/index.ts';
 import type { Tensor } from '../../../src/densenet/tf-runtime.ts';
 import { silentLogger } from '../../../src/logger.ts';
+import { planEngine } from '../../../src/inference/engine-plan.ts';
 import { WorkerPool } from '../../../src/inference/worker/worker-pool.ts';
 import type { LoadSpec } from '../../../src/inference/worker/wire.ts';
 import { useNativeEngine } from '../../helpers/engine.ts';
@@ -37,8 +38,8 @@ beforeAll(async () => {
   await writeFile(path.join(root, 'foreign', 'model.json'), JSON.stringify(json));
   pool = new WorkerPool(
     {
-      size: 1, hangTimeoutMs: 60_000, loadTimeoutMs: 60_000, restartBackoffMs: 50, logger: silentLogger,
-      engine: { backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1, executor: 'onnxruntime', sessionThreads: 1 },
+      hangTimeoutMs: 60_000, loadTimeoutMs: 60_000, restartBackoffMs: 50, logger: silentLogger,
+      plan: planEngine({ ENGINE_EXECUTOR: 'onnxruntime', WORKERS: 1, TF_INTRA_OP_THREADS: 1 }, { cores: 1 }),
     },
     { onWorkerReady: () => undefined, onWorkerLost: () => undefined },
   );
@@ -56,7 +57,7 @@ describe('tfjs models in an onnxruntime worker process', () => {
     expect(worker.isolation).toBe('process');
     const info = await pool.load(spec('ours'));
     expect(info.executor).toBe('onnxruntime');
-    expectLogitsClose((await worker.run('ours:1', [image])).outputs[0]!, expected);
+    expectLogitsClose((await worker.run('ours:1', [image]))[0]!, expected);
     expect(nativeLoaded(worker.pid!)).toBe(false);
   });
 
@@ -65,9 +66,9 @@ describe('tfjs models in an onnxruntime worker process', () => {
     const info = await pool.load(spec('foreign'));
     expect(info.executor).toBe('layers');
     expect(nativeLoaded(worker.pid!)).toBe(true);
-    expectLogitsClose((await worker.run('foreign:1', [image])).outputs[0]!, expected);
+    expectLogitsClose((await worker.run('foreign:1', [image]))[0]!, expected);
     // The model loaded before keeps running on ONNX Runtime.
-    expectLogitsClose((await worker.run('ours:1', [image])).outputs[0]!, expected);
+    expectLogitsClose((await worker.run('ours:1', [image]))[0]!, expected);
   });
 });
 
@@ -75,8 +76,8 @@ describe('tfjs models in an onnxruntime worker process of a development backend'
   it('runs a tfjs model it cannot export on the configured backend, without loading native TensorFlow', async () => {
     const devPool = new WorkerPool(
       {
-        size: 1, hangTimeoutMs: 60_000, loadTimeoutMs: 60_000, restartBackoffMs: 50, logger: silentLogger,
-        engine: { backend: 'cpu', intraOpThreads: 1, interOpThreads: 1, executor: 'onnxruntime', sessionThreads: 1 },
+        hangTimeoutMs: 60_000, loadTimeoutMs: 60_000, restartBackoffMs: 50, logger: silentLogger,
+        plan: planEngine({ ENGINE_BACKEND: 'cpu', ENGINE_EXECUTOR: 'onnxruntime', WORKERS: 1, TF_INTRA_OP_THREADS: 1 }, { cores: 1 }),
       },
       { onWorkerReady: () => undefined, onWorkerLost: () => undefined },
     );
@@ -85,7 +86,7 @@ describe('tfjs models in an onnxruntime worker process of a development backend'
       const worker = devPool.workers[0]!;
       const info = await devPool.load(spec('foreign'));
       expect(info.executor).toBe('layers');
-      expectLogitsClose((await worker.run('foreign:1', [image])).outputs[0]!, expected);
+      expectLogitsClose((await worker.run('foreign:1', [image]))[0]!, expected);
       expect(nativeLoaded(worker.pid!)).toBe(false);
     } finally {
       await devPool.close();

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { resolveIsolation, type WorkerIsolation } from '../../../src/inference/worker/worker-channel.ts';
+import { planEngine, type WorkerIsolation } from '../../../src/inference/engine-plan.ts';
 import { WorkerPool } from '../../../src/inference/worker/worker-pool.ts';
 import { silentLogger } from '../../../src/logger.ts';
 import { childPids, isRunning } from '../../helpers/child-processes.ts';
@@ -45,16 +45,9 @@ function expectStoppedMidRun(steps: Step[]): void {
 }
 
 describe('worker isolation', () => {
-  it("'auto' runs onnxruntime in worker processes and the tfjs executors in threads", () => {
-    expect(resolveIsolation('auto', 'onnxruntime')).toBe('process');
-    expect(resolveIsolation('auto', 'fused')).toBe('thread');
-    expect(resolveIsolation('auto', 'layers')).toBe('thread');
-    expect(resolveIsolation('thread', 'onnxruntime')).toBe('thread');
-    expect(resolveIsolation('process', 'fused')).toBe('process');
-  });
-
-  // Why 'auto' picks processes for onnxruntime. If this starts passing (a fixed onnxruntime-node),
-  // threads become an option for it again: revisit resolveIsolation.
+  // Why 'auto' picks processes for onnxruntime (src/inference/engine-plan.ts; the choice itself is
+  // tested in test/inference/engine-plan.test.ts). If this starts passing (a fixed
+  // onnxruntime-node), threads become an option for it again: revisit planEngine.
   it('a worker thread terminated mid ONNX Runtime run crashes the whole process', async () => {
     const outcome = await killMidRun('thread', 'terminate');
     expectStoppedMidRun(outcome.steps);
@@ -106,8 +99,8 @@ describe('worker isolation', () => {
 describe('worker processes and the server\'s lifecycle', () => {
   const poolOf = () => new WorkerPool(
     {
-      size: 2, isolation: 'process', hangTimeoutMs: 60_000, loadTimeoutMs: 60_000, restartBackoffMs: 50, logger: silentLogger,
-      engine: { backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1, executor: 'onnxruntime', sessionThreads: 1 },
+      hangTimeoutMs: 60_000, loadTimeoutMs: 60_000, restartBackoffMs: 50, logger: silentLogger,
+      plan: planEngine({ ENGINE_EXECUTOR: 'onnxruntime', WORKER_ISOLATION: 'process', WORKERS: 2, TF_INTRA_OP_THREADS: 1 }, { cores: 1 }),
     },
     { onWorkerReady: () => undefined, onWorkerLost: () => undefined },
   );
@@ -180,8 +173,10 @@ describe.each(['thread', 'process'] as const)('worker priority (%s workers)', (i
     const before = niced();
     const pool = new WorkerPool(
       {
-        size: 2, isolation, nice: 7, hangTimeoutMs: 60_000, loadTimeoutMs: 60_000, restartBackoffMs: 50, logger: silentLogger,
-        engine: { backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1, executor: isolation === 'process' ? 'onnxruntime' : 'fused' },
+        hangTimeoutMs: 60_000, loadTimeoutMs: 60_000, restartBackoffMs: 50, logger: silentLogger,
+        plan: planEngine({
+          ENGINE_EXECUTOR: isolation === 'process' ? 'onnxruntime' : 'fused', WORKER_ISOLATION: isolation, WORKERS: 2, WORKER_NICE: 7, TF_INTRA_OP_THREADS: 1,
+        }, { cores: 1 }),
       },
       { onWorkerReady: () => undefined, onWorkerLost: () => undefined },
     );

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { planEngine } from '../../../src/inference/engine-plan.ts';
 import { WorkerPool } from '../../../src/inference/worker/worker-pool.ts';
 import type { InferenceWorker } from '../../../src/inference/worker/inference-worker.ts';
 import type { LoadSpec } from '../../../src/inference/worker/wire.ts';
@@ -49,7 +50,7 @@ describe.each([
   const ready = new Set<InferenceWorker>();
   const lost: string[] = [];
   let spec: LoadSpec;
-  const engine = { backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1, executor } as const;
+  const plan = (workers: number) => planEngine({ ENGINE_EXECUTOR: executor, WORKER_ISOLATION: isolation, WORKERS: workers, TF_INTRA_OP_THREADS: 1 }, { cores: 1 });
 
   beforeAll(async () => {
     root = await mkdtemp(path.join(tmpdir(), 'pool-'));
@@ -61,7 +62,7 @@ describe.each([
     pool = new WorkerPool(
       // A batch of the tiny model is never mistaken for a hang, however busy the machine; the
       // watchdog is tested on a pool of its own below.
-      { size: 2, engine, isolation, hangTimeoutMs: 60_000, loadTimeoutMs: 60_000, restartBackoffMs: 50, logger: silentLogger },
+      { plan: plan(2), hangTimeoutMs: 60_000, loadTimeoutMs: 60_000, restartBackoffMs: 50, logger: silentLogger },
       { onWorkerReady: (w) => ready.add(w), onWorkerLost: (w, reason) => { ready.delete(w); lost.push(reason); } },
     );
     await pool.start();
@@ -93,7 +94,7 @@ describe.each([
     const images = randomImages(3, 40);
     const expected = expectedLogits(images);
     const worker = pool.workers[0]!;
-    const { outputs } = await worker.run('tiny:1', images);
+    const outputs = await worker.run('tiny:1', images);
     expect(outputs).toHaveLength(3);
     outputs.forEach((row, i) => expectLogitsClose(row, expected[i]!));
     // The worker's engine holds the model's weights and nothing per batch.
@@ -120,7 +121,7 @@ describe.each([
     const replacement = pool.workers.find((w) => !before.has(w));
     expect(replacement).toBeDefined();
     expect(ready.has(replacement!)).toBe(true);
-    const { outputs } = await replacement!.run('tiny:1', randomImages(1, 60));
+    const outputs = await replacement!.run('tiny:1', randomImages(1, 60));
     expect(outputs[0]).toHaveLength(3);
   }, 60_000);
 
@@ -131,7 +132,7 @@ describe.each([
     const readyHere: InferenceWorker[] = [];
     const lostHere: string[] = [];
     const watched = new WorkerPool(
-      { size: 1, engine, isolation, hangTimeoutMs: 500, loadTimeoutMs: 60_000, restartBackoffMs: 50, logger: silentLogger },
+      { plan: plan(1), hangTimeoutMs: 500, loadTimeoutMs: 60_000, restartBackoffMs: 50, logger: silentLogger },
       { onWorkerReady: (w) => readyHere.push(w), onWorkerLost: (_w, reason) => lostHere.push(reason) },
     );
     try {

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { parseDenseNetConfig } from '../../../src/densenet/index.ts';
 import { silentLogger } from '../../../src/logger.ts';
 import type { InferenceWorker } from '../../../src/inference/worker/inference-worker.ts';
+import { planEngine } from '../../../src/inference/engine-plan.ts';
 import { WorkerPool } from '../../../src/inference/worker/worker-pool.ts';
 import { TINY_ARCHITECTURE, writeTinyModelFolder } from '../../helpers/tiny-model.ts';
 
@@ -21,8 +22,8 @@ beforeAll(async () => {
   await writeTinyModelFolder(root, 'tiny', { seed: 1 });
   pool = new WorkerPool(
     {
-      size: 1, isolation: 'thread', hangTimeoutMs: 60_000, loadTimeoutMs: 60_000, restartBackoffMs: 0, logger: silentLogger,
-      engine: { backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1, executor: 'fused' },
+      hangTimeoutMs: 60_000, loadTimeoutMs: 60_000, restartBackoffMs: 0, logger: silentLogger,
+      plan: planEngine({ ENGINE_EXECUTOR: 'fused', WORKER_ISOLATION: 'thread', WORKERS: 1, TF_INTRA_OP_THREADS: 1 }, { cores: 1 }),
     },
     { onWorkerReady: (w) => readyEvents.push(w), onWorkerLost: () => undefined },
   );

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { parseDenseNetConfig } from '../../../../src/densenet/index.ts';
 import { silentLogger } from '../../../../src/logger.ts';
 import { WorkerPool } from '../../../../src/inference/worker/worker-pool.ts';
-import type { WorkerIsolation } from '../../../../src/inference/worker/worker-channel.ts';
+import { planEngine, type WorkerIsolation } from '../../../../src/inference/engine-plan.ts';
 import { CPU_TICK_MS, cpuMs as cpuMsOf } from '../../../helpers/process-cpu.ts';
 import { TINY_ARCHITECTURE, writeTinyModelFolder } from '../../../helpers/tiny-model.ts';
 
@@ -30,8 +30,8 @@ const architecture = { ...TINY_ARCHITECTURE, inputHeight: 192, inputWidth: 192 }
 const root = await mkdtemp(path.join(tmpdir(), 'kill-mid-run-'));
 const pool = new WorkerPool(
   {
-    size: 1, isolation, hangTimeoutMs: 600_000, loadTimeoutMs: 600_000, restartBackoffMs: 50, logger: silentLogger,
-    engine: { backend: 'tensorflow', intraOpThreads: 1, interOpThreads: 1, executor: 'onnxruntime', sessionThreads: 1 },
+    hangTimeoutMs: 600_000, loadTimeoutMs: 600_000, restartBackoffMs: 50, logger: silentLogger,
+    plan: planEngine({ ENGINE_EXECUTOR: 'onnxruntime', WORKER_ISOLATION: isolation, WORKERS: 1, TF_INTRA_OP_THREADS: 1 }, { cores: 1 }),
   },
   { onWorkerReady: () => undefined, onWorkerLost: (_w, reason) => report({ step: 'lost', reason }) },
 );
