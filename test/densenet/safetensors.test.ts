@@ -3,8 +3,6 @@ import { describe, expect, it } from 'vitest';
 import { ServeError } from '../../src/errors.ts';
 import {
   DTYPE_BYTES,
-  float32ToBfloat16,
-  float32ToFloat16,
   parseSafetensors,
   serializeSafetensors,
   tensorToFloat32,
@@ -12,6 +10,7 @@ import {
   type SafetensorsDtype,
   type TensorData,
 } from '../../src/densenet/safetensors.ts';
+import { float32ToBfloat16, float32ToFloat16 } from '../../src/densenet/half-float.ts';
 import { seededRandom } from '../helpers/random.ts';
 
 // ---- helpers that build files by hand, independent of the writer under test ----

@@ -6,9 +6,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ServeError } from '../../src/errors.ts';
 import {
-  DTYPE_BYTES, float32ToBfloat16, float32ToFloat16, parseSafetensors, serializeSafetensors, tensorToFloat32,
-  type SafetensorsDtype, type SafetensorsFile,
+  DTYPE_BYTES, parseSafetensors, serializeSafetensors, tensorToFloat32, type SafetensorsDtype, type SafetensorsFile,
 } from '../../src/densenet/safetensors.ts';
+import { float32ToBfloat16, float32ToFloat16 } from '../../src/densenet/half-float.ts';
 
 const SEED = 0x5afe;
 const DTYPES = Object.keys(DTYPE_BYTES) as SafetensorsDtype[];
