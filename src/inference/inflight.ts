@@ -21,10 +21,6 @@ export class InflightTracker {
     }
   }
 
-  count(key: string): number {
-    return this.counts.get(key) ?? 0;
-  }
-
   /** Resolves once key has no request in flight. */
   idle(key: string): Promise<void> {
     if (!this.counts.has(key)) return Promise.resolve();

@@ -15,6 +15,9 @@
 // error, rejects them with that error. A result array of the wrong length rejects the batch's
 // items with INTERNAL. Items aborted or past their deadline are settled at that moment, queued
 // or running; a result that arrives for them later is dropped.
+//
+// Over 300 lines on purpose: one scheduler over one state (queues, executors, the wake-up timer);
+// split, its invariants (one batch per executor, every run finished once) would span files.
 import { ServeError } from '../../errors.ts';
 import { planBatch, type BatchPlan } from './batch-planner.ts';
 import { realClock } from './clock.ts';
@@ -100,10 +103,6 @@ export class Dispatcher<TIn, TOut> {
     queue.close(reason ?? new ServeError('MODEL_NOT_READY', `model '${key}' was unloaded`, { model: key }));
     if (!queue.isIdle()) this.retiring.add(queue);
     return true;
-  }
-
-  hasModel(key: string): boolean {
-    return this.models.has(key);
   }
 
   /** Whether a request for the model can be accepted: it is registered and some executor can run it. */

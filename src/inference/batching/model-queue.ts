@@ -5,6 +5,9 @@
 // Dispatch order: items that have waited priorityAgingMs (the starvation guard) first, oldest
 // first; then the rest by priority (1 first), FIFO within a priority. Each level stays sorted
 // by a global sequence number, so an item put back after a failed run regains its place.
+//
+// Over 300 lines on purpose: the items, their timers and abort listeners are one state, and the
+// promise that each is settled exactly once holds only if one class owns all of it.
 import { ServeError } from '../../errors.ts';
 import { LatencyModel } from './latency-model.ts';
 import type { ResolvedBatchingOptions } from './options.ts';

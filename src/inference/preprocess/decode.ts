@@ -2,7 +2,7 @@
 // the libuv thread pool, so decoding never blocks the event loop. Limits are checked from the
 // header before a single pixel is decoded; every failure leaves as a ServeError naming the field.
 import sharp from 'sharp';
-import { ServeError } from '../../errors.ts';
+import { ServeError, invalidInput } from '../../errors.ts';
 import type { ResizePlan } from './geometry.ts';
 import type { Pixels } from './pixels.ts';
 import type { ImageLimits, PreprocessSpec } from './spec.ts';
@@ -56,7 +56,7 @@ function limitExceeded(field: string, limit: keyof ImageLimits, value: number, m
  */
 export async function readHeader(bytes: Uint8Array, limits: ImageLimits, field: string): Promise<ImageHeader> {
   if (!(bytes instanceof Uint8Array)) {
-    throw new ServeError('INVALID_INPUT', `${field}: expected the bytes of an encoded image`, { field });
+    throw invalidInput(field, 'expected the bytes of an encoded image');
   }
   if (bytes.byteLength === 0) throw undecodable(field, 'empty input');
   if (bytes.byteLength > limits.maxEncodedBytes) {
@@ -73,10 +73,7 @@ export async function readHeader(bytes: Uint8Array, limits: ImageLimits, field: 
   const format = meta.format ?? 'unknown';
   if (!DECODABLE_FORMATS.has(format) || (format === 'heif' && meta.compression !== 'av1')) {
     const name = format === 'heif' ? `heif/${meta.compression ?? 'unknown'}` : format;
-    throw new ServeError('INVALID_INPUT', `${field}: unsupported image format '${name}' (send JPEG, PNG, WebP, GIF, TIFF or AVIF)`, {
-      field,
-      format: name,
-    });
+    throw invalidInput(field, `unsupported image format '${name}' (send JPEG, PNG, WebP, GIF, TIFF or AVIF)`, { format: name });
   }
   const width = meta.width;
   // Multi-page inputs: only the first frame is decoded, so only its size counts.

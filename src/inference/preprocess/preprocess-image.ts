@@ -1,7 +1,7 @@
 // Encoded upload → the network's input for one image: [height, width, channels] float32,
 // normalised. Decode and resize happen in sharp (off the event loop); the rest is O(model input).
 import { availableParallelism } from 'node:os';
-import { ServeError } from '../../errors.ts';
+import { ServeError, invalidInput } from '../../errors.ts';
 import { decodeResized, readHeader } from './decode.ts';
 import { planResize } from './geometry.ts';
 import { normalise, padOnto, rgbToGrey, shouldInvert } from './pixels.ts';
@@ -53,7 +53,7 @@ export async function preprocessImages(
 ): Promise<Float32Array[]> {
   checkPreprocessSetup(input, spec, limits);
   if (!Array.isArray(images) || images.length === 0) {
-    throw new ServeError('INVALID_INPUT', 'images: at least one image is required', { field: 'images' });
+    throw invalidInput('images', 'at least one image is required');
   }
   if (images.length > limits.maxImagesPerRequest) {
     throw new ServeError('LIMIT_EXCEEDED', `images: ${images.length} images exceed maxImagesPerRequest ${limits.maxImagesPerRequest}`, {

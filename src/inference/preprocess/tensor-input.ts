@@ -1,7 +1,7 @@
 // Already-decoded tensors (Open Inference Protocol inputs) → the network's per-image input.
 // FP32 is taken as already normalised and only checked; UINT8 is raw 0..255 pixels and gets the
 // spec's polarity and (x/255 - mean)/std. Neither is resized: the shape must be the model's.
-import { ServeError } from '../../errors.ts';
+import { ServeError, invalidInput } from '../../errors.ts';
 import { normalise, shouldInvert } from './pixels.ts';
 import { checkPreprocessSetup, type ImageLimits, type ModelInputSpec, type PreprocessSpec } from './spec.ts';
 
@@ -9,10 +9,6 @@ export type TensorLayout = 'NHWC' | 'NCHW';
 
 function fmt(shape: readonly (number | string)[]): string {
   return `[${shape.join(', ')}]`;
-}
-
-function invalid(field: string, message: string, details: Record<string, unknown> = {}): ServeError {
-  return new ServeError('INVALID_INPUT', `${field}: ${message}`, { field, ...details });
 }
 
 export function tensorToImages(
@@ -25,26 +21,26 @@ export function tensorToImages(
   field = 'input',
 ): Float32Array[] {
   checkPreprocessSetup(input, spec, limits);
-  if (layout !== 'NHWC' && layout !== 'NCHW') throw invalid(field, `layout must be NHWC or NCHW, got ${String(layout)}`, { layout });
+  if (layout !== 'NHWC' && layout !== 'NCHW') throw invalidInput(field, `layout must be NHWC or NCHW, got ${String(layout)}`, { layout });
   const isFloat = data instanceof Float32Array;
-  if (!isFloat && !(data instanceof Uint8Array)) throw invalid(field, 'data must be FP32 or UINT8');
+  if (!isFloat && !(data instanceof Uint8Array)) throw invalidInput(field, 'data must be FP32 or UINT8');
   const { height: H, width: W, channels: C } = input;
   const perImage = layout === 'NHWC' ? [H, W, C] : [C, H, W];
   const expected = `${fmt(['N', ...perImage])} or ${fmt(perImage)} (${layout})`;
   if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
-    throw invalid(field, `shape must be non-negative integers, got ${Array.isArray(shape) ? fmt(shape) : String(shape)}`, { expected, got: shape });
+    throw invalidInput(field, `shape must be non-negative integers, got ${Array.isArray(shape) ? fmt(shape) : String(shape)}`, { expected, got: shape });
   }
   if (shape.length !== 3 && shape.length !== 4) {
-    throw invalid(field, `expected shape ${expected}, got ${fmt(shape)}`, { expected, got: shape });
+    throw invalidInput(field, `expected shape ${expected}, got ${fmt(shape)}`, { expected, got: shape });
   }
   const dims = shape.length === 4 ? shape.slice(1) : shape;
   if (dims.some((d, i) => d !== perImage[i])) {
     const other = layout === 'NHWC' ? [C, H, W] : [H, W, C];
     const hint = C !== H && dims.every((d, i) => d === other[i]) ? ` (that is ${layout === 'NHWC' ? 'NCHW' : 'NHWC'}; send layout accordingly)` : '';
-    throw invalid(field, `expected shape ${expected}, got ${fmt(shape)}${hint}`, { expected, got: shape });
+    throw invalidInput(field, `expected shape ${expected}, got ${fmt(shape)}${hint}`, { expected, got: shape });
   }
   const n = shape.length === 4 ? shape[0]! : 1;
-  if (n === 0) throw invalid(field, 'the batch is empty (N = 0)', { got: shape });
+  if (n === 0) throw invalidInput(field, 'the batch is empty (N = 0)', { got: shape });
   if (n > limits.maxImagesPerRequest) {
     throw new ServeError('LIMIT_EXCEEDED', `${field}: ${n} images exceed maxImagesPerRequest ${limits.maxImagesPerRequest}`, {
       field,
@@ -55,13 +51,13 @@ export function tensorToImages(
   }
   const size = H * W * C;
   if (data.length !== n * size) {
-    throw invalid(field, `shape ${fmt(shape)} needs ${n * size} elements, got ${data.length}`, { expected: n * size, got: data.length });
+    throw invalidInput(field, `shape ${fmt(shape)} needs ${n * size} elements, got ${data.length}`, { expected: n * size, got: data.length });
   }
   if (isFloat) {
     for (let i = 0; i < data.length; i++) {
       const v = data[i]!;
       if (!Number.isFinite(v)) {
-        throw invalid(field, `element ${i} (image ${Math.floor(i / size)}) is ${v}; FP32 input must be finite`, { index: i, value: String(v) });
+        throw invalidInput(field, `element ${i} (image ${Math.floor(i / size)}) is ${v}; FP32 input must be finite`, { index: i, value: String(v) });
       }
     }
   }

@@ -4,7 +4,7 @@
 // (symlinks followed) must stay under the root.
 import { readFile, readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { ServeError } from '../../errors.ts';
+import { ServeError, invalidInput } from '../../errors.ts';
 import type { DenseNetConfig } from '../../densenet/index.ts';
 import { MANIFEST_FILE, manifestArchitecture, parseManifest, type Manifest } from './manifest.ts';
 
@@ -36,12 +36,12 @@ export interface RepositoryEntry {
 
 export function assertModelName(name: string, field = 'model'): void {
   if (!MODEL_NAME.test(name) || name.includes('..')) {
-    throw new ServeError('INVALID_INPUT', `${field}: '${name.slice(0, 140)}' is not a valid model name (letters, digits, '_', '-', '.'; at most 128)`, { field });
+    throw invalidInput(field, `'${name.slice(0, 140)}' is not a valid model name (letters, digits, '_', '-', '.'; at most 128)`);
   }
 }
 
 export function assertVersion(version: string, field = 'version'): void {
-  if (!VERSION.test(version)) throw new ServeError('INVALID_INPUT', `${field}: '${version.slice(0, 20)}' is not a version number`, { field });
+  if (!VERSION.test(version)) throw invalidInput(field, `'${version.slice(0, 20)}' is not a version number`);
 }
 
 export class ModelRepository {
