@@ -31,6 +31,12 @@ const CLIENT_OUTCOMES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'LIMIT_EXCEEDED', 'SHUTTING_DOWN', 'UNAUTHENTICATED', 'FORBIDDEN',
 ]);
 
+/**
+ * Codes whose messages may describe the server's insides (paths, settings, worker internals):
+ * every transport answers them with the code's generic description and logs the full error.
+ */
+export const SERVER_FAULTS: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['INVALID_CONFIG', 'ENGINE_UNAVAILABLE', 'INTERNAL']);
+
 export class ServeError extends Error {
   readonly code: ErrorCode;
   /** Structured facts for logs and clients (field names, limits); never secrets or paths. */

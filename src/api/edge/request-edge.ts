@@ -20,9 +20,13 @@ export interface EdgeDeps {
 }
 
 /** Client-supplied request ids are echoed and logged, so only tame ones are honoured. */
-const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
+/** Model names are at most 128 characters; a longer one a client sent is logged cut to that. */
+const MAX_LOGGED_NAME = 128;
 /** setTimeout cannot wait longer (it fires at once instead); such deadlines are "none". */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export const MAX_REQUEST_ID_LENGTH = 128;
+const REQUEST_ID = new RegExp(`^[A-Za-z0-9._:@/+=-]{1,${MAX_REQUEST_ID_LENGTH}}$`);
 
 export function requestIdFrom(value: unknown): string | undefined {
   const first = Array.isArray(value) ? value[0] : value;
@@ -36,6 +40,11 @@ export interface BeginOptions {
   inference: boolean;
   /** The transport's own deadline (gRPC's), on performance.now()'s clock. */
   deadline?: number;
+  /**
+   * Counted among the requests a drain waits for (default true). A gRPC stream is not: its
+   * messages are, and an idle open stream must not hold the drain until its timeout.
+   */
+  counted?: boolean;
 }
 
 export class Edge {
@@ -93,7 +102,7 @@ export class RequestEdge {
   constructor(private readonly edge: Edge, readonly transport: Transport, private readonly options: BeginOptions, private readonly inflight: InflightCounter) {
     this.requestId = requestIdFrom(options.requestId) ?? randomUUID();
     this.log = edge.deps.logger.child({ component: transport, reqId: this.requestId });
-    inflight.enter();
+    if (options.counted !== false) inflight.enter();
     if (options.deadline !== undefined) this.armDeadline(options.deadline);
   }
 
@@ -155,13 +164,14 @@ export class RequestEdge {
     if (this.finished) return;
     this.finished = true;
     if (this.timer) clearTimeout(this.timer);
-    this.inflight.leave();
+    if (this.options.counted !== false) this.inflight.leave();
     const seconds = (performance.now() - this.startedAt) / 1000;
     if (this.options.inference) this.edge.deps.metrics.observeRequest(this.transport, this.model ?? '', outcome, seconds);
     const { level, message, ...fields } = line;
     this.log[level]({
       ...fields,
-      model: this.model,
+      // A client's string: bounded in the log as everywhere (the metrics label is the known name or _unknown).
+      model: this.model !== undefined && this.model.length > MAX_LOGGED_NAME ? `${this.model.slice(0, MAX_LOGGED_NAME)}…` : this.model,
       latencyMs: Math.round(seconds * 1e6) / 1e3,
       ...(this.errorCode ? { code: this.errorCode } : {}),
     }, message);

@@ -36,12 +36,17 @@ export function deadlineOnMonotonicClock(deadline: Date | number, nowWall = Date
   return nowMono + (wall - nowWall);
 }
 
-/** A call (or stream) begins at the edge: its id from the metadata, its deadline from grpc-js. */
-export function beginCall(edge: Edge, call: { metadata: Metadata; getDeadline(): Date | number }, inference: boolean, requestId?: string): RequestEdge {
+/** A call (or stream, or stream message) begins at the edge: its id from the metadata, its deadline from grpc-js. */
+export function beginCall(
+  edge: Edge,
+  call: { metadata: Metadata; getDeadline(): Date | number },
+  options: { inference: boolean; requestId?: string; counted?: boolean },
+): RequestEdge {
   const deadline = deadlineOnMonotonicClock(call.getDeadline());
   return edge.begin('grpc', {
-    requestId: requestId ?? call.metadata.get(REQUEST_ID_METADATA_KEY)[0],
-    inference,
+    requestId: options.requestId ?? call.metadata.get(REQUEST_ID_METADATA_KEY)[0],
+    inference: options.inference,
+    ...(options.counted === false ? { counted: false } : {}),
     ...(deadline !== undefined ? { deadline } : {}),
   });
 }
@@ -87,7 +92,7 @@ export function settle(ctx: RequestEdge, method: string, level: 'info' | 'debug'
 export function unary<Req, Res>(edge: Edge, method: string, handler: CallHandler<Req, Res>, options: CallOptions): handleUnaryCall<Req, Res> {
   const level = options.level ?? 'info';
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
-    const ctx = beginCall(edge, call, options.inference);
+    const ctx = beginCall(edge, call, { inference: options.inference });
     const onCancelled = (): void => ctx.abort(cancellation(ctx));
     call.once('cancelled', onCancelled);
     const head = new Metadata();

@@ -9,7 +9,7 @@
 // stream is paused, so HTTP/2 flow control holds the client back instead of server memory.
 import type { handleBidiStreamingCall, ServerDuplexStream } from '@grpc/grpc-js';
 import { Metadata } from '@grpc/grpc-js';
-import type { RequestEdge } from '../edge/index.ts';
+import { MAX_REQUEST_ID_LENGTH, type RequestEdge } from '../edge/index.ts';
 import type { ApiDeps } from '../deps.ts';
 import { infer } from '../oip/index.ts';
 import { beginCall, cancellation, checkDecoded, REQUEST_ID_METADATA_KEY, settle, type CallHandler } from './calls.ts';
@@ -32,13 +32,20 @@ export function modelInfer(deps: ApiDeps): CallHandler<ModelInferRequest__Output
   };
 }
 
+/** `<stream id>:<n>`, the stream id cut so that the whole stays a valid request id. */
+function messageId(streamId: string, n: number): string {
+  const suffix = `:${n}`;
+  return `${streamId.slice(0, MAX_REQUEST_ID_LENGTH - suffix.length)}${suffix}`;
+}
+
 type Stream = ServerDuplexStream<ModelInferRequest__Output | UndecodableRequest, ModelStreamInferResponse>;
 
 export function modelStreamInfer(deps: ApiDeps): handleBidiStreamingCall<ModelInferRequest__Output, ModelStreamInferResponse> {
   const { edge } = deps;
   const run = modelInfer(deps);
   return (call: Stream) => {
-    const streamCtx = beginCall(edge, call, false);
+    // The stream is not what a drain waits for: its messages are (an open idle stream would hold it).
+    const streamCtx = beginCall(edge, call, { inference: false, counted: false });
     const head = new Metadata();
     head.set(REQUEST_ID_METADATA_KEY, streamCtx.requestId);
     call.sendMetadata(head);
@@ -52,7 +59,7 @@ export function modelStreamInfer(deps: ApiDeps): handleBidiStreamingCall<ModelIn
     };
 
     call.on('data', (message: ModelInferRequest__Output | UndecodableRequest) => {
-      const ctx = beginCall(edge, call, true, `${streamCtx.requestId}:${received++}`);
+      const ctx = beginCall(edge, call, { inference: true, requestId: messageId(streamCtx.requestId, received++) });
       inflight.add(ctx);
       if (inflight.size >= MAX_STREAM_INFLIGHT) call.pause();
       const id = message instanceof UndecodableRequest ? '' : message.id;

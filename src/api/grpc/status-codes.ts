@@ -1,7 +1,7 @@
 // The one table from our error codes to gRPC status codes, and the one function that turns
 // anything a handler throws into what the client sees.
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { ERROR_CODES, isServeError, type ErrorCode } from '../../errors.ts';
+import { ERROR_CODES, isServeError, SERVER_FAULTS, type ErrorCode } from '../../errors.ts';
 
 /**
  * Every ErrorCode, mapped (the Record type makes a missing code a compile error; a test checks
@@ -34,7 +34,7 @@ export const ERROR_CODE_METADATA_KEY = 'densenet-error-code';
 
 export interface MappedError {
   error: Partial<ServiceError> & { code: status; details: string };
-  /** False for errors we did not expect (not a ServeError, or one that maps to INTERNAL): log them in full. */
+  /** False for errors we did not expect (not a ServeError, or a server fault): log them in full. */
   expected: boolean;
 }
 
@@ -44,7 +44,7 @@ export function statusName(code: status): string {
 
 /**
  * A ServeError keeps its message (messages are written for clients and name the field);
- * anything else, and anything that maps to INTERNAL, is answered generically with the
+ * anything else, and a server fault, is answered with the code's generic description and the
  * request id so an operator can find the full error in the logs.
  */
 export function toGrpcError(err: unknown, requestId: string): MappedError {
@@ -52,8 +52,10 @@ export function toGrpcError(err: unknown, requestId: string): MappedError {
   if (isServeError(err) && err.code in ERROR_CODES) {
     const code = GRPC_STATUS_BY_CODE[err.code];
     metadata.set(ERROR_CODE_METADATA_KEY, err.code);
-    if (code !== status.INTERNAL) return { error: { code, details: err.message, metadata }, expected: true };
-    return { error: { code, details: `internal error (request id ${requestId})`, metadata }, expected: false };
+    if (!SERVER_FAULTS.has(err.code)) return { error: { code, details: err.message, metadata }, expected: true };
+    // Its message may describe the server's insides (errors.ts SERVER_FAULTS), as on HTTP.
+    const generic = code === status.INTERNAL ? 'internal error' : ERROR_CODES[err.code];
+    return { error: { code, details: `${generic} (request id ${requestId})`, metadata }, expected: false };
   }
   metadata.set(ERROR_CODE_METADATA_KEY, 'INTERNAL');
   return { error: { code: status.INTERNAL, details: `internal error (request id ${requestId})`, metadata }, expected: false };

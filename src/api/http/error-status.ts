@@ -1,40 +1,35 @@
 // The one table from domain error codes to HTTP statuses, and the one function that turns any
 // thrown value into what a client sees. Typed as a Record over ErrorCode, so a new code does not
 // compile until it is mapped here.
-import { ERROR_CODES, isServeError, type ErrorCode } from '../../errors.ts';
+import { ERROR_CODES, isServeError, SERVER_FAULTS, type ErrorCode } from '../../errors.ts';
 
 export interface HttpErrorMapping {
   status: number;
   /** Seconds for Retry-After when retrying the same request later may succeed. */
   retryAfterS?: number;
-  /**
-   * False where the message may describe the server's insides (paths, worker internals): the
-   * client then reads the code's generic description and the full error goes to the log.
-   */
-  expose: boolean;
   /** Headers every such answer carries. */
   headers?: Readonly<Record<string, string>>;
 }
 
 export const HTTP_ERRORS: Readonly<Record<ErrorCode, HttpErrorMapping>> = Object.freeze({
-  INVALID_INPUT: { status: 400, expose: true },
+  INVALID_INPUT: { status: 400 },
   // Only reachable through POST /v2/repository/models/{m}/load; Triton answers a failed load 400.
-  INVALID_MODEL_FILE: { status: 400, expose: true },
+  INVALID_MODEL_FILE: { status: 400 },
   // Raised by server-side settings (repository root, batching options), never by a request.
-  INVALID_CONFIG: { status: 500, expose: false },
-  ENGINE_UNAVAILABLE: { status: 503, expose: false },
-  MODEL_NOT_FOUND: { status: 404, expose: true },
-  MODEL_NOT_READY: { status: 503, retryAfterS: 1, expose: true },
-  QUEUE_FULL: { status: 429, retryAfterS: 1, expose: true },
-  DEADLINE_EXCEEDED: { status: 504, expose: true },
+  INVALID_CONFIG: { status: 500 },
+  ENGINE_UNAVAILABLE: { status: 503 },
+  MODEL_NOT_FOUND: { status: 404 },
+  MODEL_NOT_READY: { status: 503, retryAfterS: 1 },
+  QUEUE_FULL: { status: 429, retryAfterS: 1 },
+  DEADLINE_EXCEEDED: { status: 504 },
   // nginx's "client closed request": the client is gone; the status is for logs and metrics.
-  CANCELLED: { status: 499, expose: true },
-  LIMIT_EXCEEDED: { status: 413, expose: true },
-  WORKER_FAILED: { status: 503, retryAfterS: 1, expose: true },
-  SHUTTING_DOWN: { status: 503, expose: true },
-  UNAUTHENTICATED: { status: 401, expose: true, headers: { 'www-authenticate': 'Bearer realm="densenet-serve"' } },
-  FORBIDDEN: { status: 403, expose: true },
-  INTERNAL: { status: 500, expose: false },
+  CANCELLED: { status: 499 },
+  LIMIT_EXCEEDED: { status: 413 },
+  WORKER_FAILED: { status: 503, retryAfterS: 1 },
+  SHUTTING_DOWN: { status: 503 },
+  UNAUTHENTICATED: { status: 401, headers: { 'www-authenticate': 'Bearer realm="densenet-serve"' } },
+  FORBIDDEN: { status: 403 },
+  INTERNAL: { status: 500 },
 });
 
 export interface HttpError {
@@ -60,10 +55,12 @@ export function toHttpError(err: unknown): HttpError {
     }
     return {
       status: mapping.status,
-      message: mapping.expose ? err.message : ERROR_CODES[err.code],
+      // A server fault's message may describe the server's insides: the client reads the code's
+      // generic description and the full error goes to the log.
+      message: SERVER_FAULTS.has(err.code) ? ERROR_CODES[err.code] : err.message,
       headers,
       code: err.code,
-      hidden: !mapping.expose,
+      hidden: SERVER_FAULTS.has(err.code),
     };
   }
   // Fastify's own client errors (bad Content-Length, unsupported media type, malformed URL…)

@@ -67,11 +67,16 @@ const ConfigTensor = z.object({ name: z.string(), data_type: z.string(), dims: z
 /** Triton's model configuration (what perf_analyzer and tritonclient's get_model_config read). */
 export const ModelConfigResponse = z.object({
   name: z.string(),
-  platform: z.string(),
+  platform: z.string().describe('What runs the batches: onnxruntime_onnx, tfjs_fused or tfjs_layers'),
   backend: z.string(),
   max_batch_size: z.int(),
   input: z.array(ConfigTensor),
   output: z.array(ConfigTensor),
+  dynamic_batching: z.object({
+    preferred_batch_size: z.array(z.int()),
+    max_queue_delay_microseconds: z.string().describe('uint64, as a decimal string (protobuf JSON)'),
+  }),
+  instance_group: z.array(z.object({ name: z.string(), kind: z.literal('KIND_CPU'), count: z.int().describe('Workers holding the model') })),
 });
 
 const InferInput = z.object({

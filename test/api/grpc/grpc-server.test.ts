@@ -201,6 +201,15 @@ describe('gRPC server', () => {
       expect(head.get('x-request-id')[0]).toMatch(/^[0-9a-f-]{36}$/);
     });
 
+    it('logs a client\'s overlong model name cut to 128 characters', async () => {
+      const metadata = new grpc.Metadata();
+      metadata.set('x-request-id', 'long-name-1');
+      const name = 'n'.repeat(300_000);
+      expect((await callError(infer(rawFp32Request(name, fp32Batch(1), [1, 16, 16, 3]), { metadata }))).code).toBe(grpc.status.INVALID_ARGUMENT);
+      const line = h.logs.find((l) => l.reqId === 'long-name-1' && l.msg === 'grpc call');
+      expect(line?.model).toBe(`${'n'.repeat(128)}…`);
+    });
+
     it('counts calls by model and status; a model name the server does not hold never becomes a label value', async () => {
       const count = async (model: string, outcome: string): Promise<number> => {
         const series = (await h.metrics.registry.getSingleMetric('densenet_requests_total')!.get()).values;

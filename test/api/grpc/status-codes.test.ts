@@ -38,12 +38,16 @@ describe('gRPC status mapping', () => {
     expect(error.metadata!.get(ERROR_CODE_METADATA_KEY)).toEqual(['QUEUE_FULL']);
   });
 
-  it('answers unknown errors, and INTERNAL ones, generically with the request id', () => {
+  it('answers unknown errors and server faults generically with the request id, on gRPC as on HTTP', () => {
     for (const err of [new Error('ENOENT /srv/models/secret'), new ServeError('INTERNAL', 'worker said: /srv/x'), new ServeError('INVALID_CONFIG', 'bad /etc/conf'), 'a string']) {
       const { error, expected } = toGrpcError(err, 'req-9');
       expect(expected).toBe(false);
       expect(error.code).toBe(status.INTERNAL);
       expect(error.details).toBe('internal error (request id req-9)');
     }
+    const engine = toGrpcError(new ServeError('ENGINE_UNAVAILABLE', 'libtensorflow.so.2 missing in /opt/secret'), 'req-8');
+    expect(engine.expected).toBe(false);
+    expect(engine.error.code).toBe(status.UNAVAILABLE);
+    expect(engine.error.details).toBe('the requested inference engine cannot be loaded (request id req-8)');
   });
 });

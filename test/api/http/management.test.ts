@@ -158,6 +158,9 @@ describe('draining and unexpected errors', () => {
       const ready = await h.app.inject('/v2/health/ready');
       expect(ready.statusCode).toBe(503);
       expect(ready.json()).toEqual({ ready: false, error: 'the server is draining' });
+      const modelReady = await h.app.inject('/v2/models/tiny/ready');
+      expect(modelReady.statusCode).toBe(503);
+      expect(modelReady.json()).toEqual({ name: 'tiny', ready: false, error: 'the server is draining' });
       expect((await h.app.inject('/v2/health/live')).statusCode).toBe(200);
       expect((await h.app.inject('/v2/models/tiny')).statusCode).toBe(200);
       const infer = await h.app.inject({ method: 'POST', url: '/v2/models/tiny/infer', payload: { inputs: [input] } });

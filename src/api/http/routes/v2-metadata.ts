@@ -40,6 +40,7 @@ export async function v2MetadataRoutes(app: FastifyInstance, deps: ApiDeps): Pro
   const ready = async (request: FastifyRequest, reply: FastifyReply) => {
     const { name: model, version } = describe(request); // 404 for an unknown model or version
     if (edge.isReady(model, version)) return { name: model, ready: true };
+    if (edge.isDraining) return reply.code(503).send({ name: model, ready: false, error: 'the server is draining' });
     const state = service.listModels().find((m) => m.name === model && (version === undefined || m.version === version));
     return reply.code(503).send({ name: model, ready: false, error: `model ${model} is ${state ? state.state.toLowerCase() : 'not ready'}` });
   };
