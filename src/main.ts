@@ -3,6 +3,8 @@
 // HTTP and gRPC frontends.
 // On SIGTERM/SIGINT: report not-ready at once, stop accepting, let in-flight requests finish
 // (bounded by SHUTDOWN_TIMEOUT_MS), stop the workers, exit 0.
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { availableCores, loadConfig, type Config } from './config.ts';
 import { isServeError } from './errors.ts';
@@ -116,4 +118,15 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => stop('SIGINT'));
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await main();
+/** Whether this module is the program node was started with (through symlinks, spaces and all). */
+function isEntryPoint(): boolean {
+  const started = process.argv[1];
+  if (started === undefined) return false;
+  try {
+    return realpathSync(fileURLToPath(import.meta.url)) === realpathSync(started);
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) await main();

@@ -1,9 +1,12 @@
 // The one file that imports TensorFlow.js and chooses its backend. Everything else imports
 // `tf` from here, so swapping or pinning the engine is a change to this file alone.
 //
-// Native TensorFlow (@tensorflow/tfjs-node) is the only backend for serving: it is 100× faster
-// than the pure-JS kernels and 2-5× faster than WASM here. The others exist for development
-// on machines where the native library cannot be installed, behind an explicit opt-in.
+// The tfjs executors (`fused`, `layers`) serve on native TensorFlow (@tensorflow/tfjs-node): 100×
+// faster than the pure-JS kernels and 2-5× faster than WASM here; those two exist for development
+// on machines where the native library cannot be installed, behind an explicit opt-in. The default
+// executor, onnxruntime, serves on ONNX Runtime: its workers start on the pure-JS backend only to
+// build each network for the export, and load native TensorFlow only for a model that only tfjs
+// can run (the engine plan, src/inference/engine-plan.ts, decides which backend a worker starts on).
 import { createRequire } from 'node:module';
 import type * as TF from '@tensorflow/tfjs';
 import { ServeError } from '../errors.ts';
@@ -113,6 +116,11 @@ async function loadNative(options: EngineOptions): Promise<EngineInfo> {
 }
 
 async function setBackend(name: EngineBackend): Promise<void> {
+  // tfjs prints a banner urging tfjs-node on the first tensor of the pure-JS backend in Node; we
+  // chose that backend on purpose (to build networks for export, or for development, which logs
+  // its own warning), and the banner would land unstructured on stdout. PROD mode only skips
+  // debug checks that are off anyway.
+  if (name === 'cpu') tf.env().set('PROD', true);
   const ok = await tf.setBackend(name);
   await tf.ready();
   if (!ok || tf.getBackend() !== name) {

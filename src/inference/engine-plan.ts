@@ -28,7 +28,7 @@ export const ENGINE_DEFAULTS = Object.freeze({
    * here (docs/benchmarks.md).
    */
   ENGINE_EXECUTOR: 'onnxruntime',
-  /** Native TensorFlow: the only backend for serving; wasm and cpu are for development (tf-runtime.ts). */
+  /** Native TensorFlow for the tfjs executors and tfjs models; wasm and cpu are for development (tf-runtime.ts). */
   ENGINE_BACKEND: 'tensorflow',
   /**
    * Two workers: one batch's hand-over, decoding and bookkeeping overlap the other's compute,
@@ -39,7 +39,7 @@ export const ENGINE_DEFAULTS = Object.freeze({
   WORKER_ISOLATION: 'auto',
   /**
    * 0: batch compute does not yield to the event loop. Above 0, refusals under 10× overload came
-   * back faster but goodput fell from 19.7 to 11.8 img/s (README, "Worker priority").
+   * back faster but goodput fell from 19.7 to 11.8 img/s (docs/engine.md, "Worker priority").
    */
   WORKER_NICE: 0,
   /** 0: TensorFlow sizes the server process's intra-op pool itself, one thread per core. */

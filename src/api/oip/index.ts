@@ -28,7 +28,6 @@ export {
   joinBytesElements,
   splitBytesElements,
   float32FromLE,
-  LITTLE_ENDIAN_HOST,
   type TensorData,
 } from './tensor-data.ts';
 export { decodeBase64 } from './base64.ts';

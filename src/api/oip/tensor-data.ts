@@ -3,6 +3,7 @@
 // extension, gRPC's raw_input_contents) or a list of values (JSON `data`, flat or nested; gRPC's
 // typed contents). A BYTES element is a little-endian uint32 length and that many bytes raw, a
 // base64 string in JSON, a bytes field in protobuf. Every check names the field it is about.
+import { LITTLE_ENDIAN_HOST } from '../../byte-order.ts';
 import { invalidInput, ServeError } from '../../errors.ts';
 import { decodeBase64 } from './base64.ts';
 
@@ -25,8 +26,6 @@ const MAX_RANK = 8;
 /** JSON `data` may nest one array per dimension; deeper is not a tensor. */
 const MAX_NESTING = MAX_RANK;
 const BYTES_LENGTH_PREFIX = 4;
-/** Typed arrays use the platform's byte order; both wires are little-endian. */
-export const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 export const fmtShape = (shape: readonly (number | string)[]): string => `[${shape.join(', ')}]`;
 

@@ -2,7 +2,7 @@
 // event loop (reading requests, refusing excess with 429, answering health probes) is scheduled
 // ahead of batch compute instead of waiting out compute time slices. Compute gets whatever CPU the
 // event loop leaves, which under overload is less than before: the measured trade is in the
-// README ("Worker priority"), and why WORKER_NICE defaults to 0.
+// docs/engine.md ("Worker priority"), and why WORKER_NICE defaults to 0.
 //
 // Linux nice values belong to threads, and a new thread inherits its creator's. A worker process
 // renices every thread it has at start (the later ONNX Runtime / TensorFlow pools inherit from
