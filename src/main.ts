@@ -23,8 +23,13 @@ export interface RunningServer {
   shutdown(reason: string): Promise<void>;
 }
 
-/** How long a draining server still reads requests arriving on open connections (to refuse them). */
+/**
+ * A draining server keeps reading requests arriving on open connections, to refuse them cleanly:
+ * at least DRAIN_READ_GRACE_MS (requests already on their way), then until none has arrived for
+ * DRAIN_QUIET_MS (a burst queued on kept-alive sockets), at most a quarter of SHUTDOWN_TIMEOUT_MS.
+ */
 const DRAIN_READ_GRACE_MS = 1000;
+const DRAIN_QUIET_MS = 250;
 
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
   // Unreadable or mismatched certificates fail start-up before any worker starts.
@@ -74,9 +79,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       edge.setDraining(true);
       grpc.setServing(false);
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.SHUTDOWN_TIMEOUT_MS).unref());
-      // Keep reading for a moment before closing idle kept-alive sockets: a request already on its
-      // way down one gets a clean 503 SHUTTING_DOWN (and Connection: close) instead of a reset.
-      await new Promise((resolve) => setTimeout(resolve, Math.min(DRAIN_READ_GRACE_MS, config.SHUTDOWN_TIMEOUT_MS / 10)));
+      // Keep reading before closing idle kept-alive sockets: a request already on its way down one
+      // gets a clean 503 SHUTTING_DOWN (and Connection: close) instead of a reset.
+      await edge.quiet(DRAIN_QUIET_MS, Math.min(DRAIN_READ_GRACE_MS, config.SHUTDOWN_TIMEOUT_MS / 10), config.SHUTDOWN_TIMEOUT_MS / 4);
       // fastify.close stops accepting, waits for in-flight requests, then closes idle sockets.
       await Promise.race([Promise.all([http.close(), grpc.close(config.SHUTDOWN_TIMEOUT_MS)]), deadline]);
       await service.close();

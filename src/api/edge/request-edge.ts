@@ -50,6 +50,8 @@ export interface BeginOptions {
 export class Edge {
   private draining = false;
   private readonly inflight = new InflightCounter();
+  /** performance.now() of the latest request's arrival, on either transport. */
+  private lastArrival = -Infinity;
 
   constructor(readonly deps: EdgeDeps) {}
 
@@ -73,7 +75,25 @@ export class Edge {
   }
 
   begin(transport: Transport, options: BeginOptions): RequestEdge {
+    this.lastArrival = performance.now();
     return new RequestEdge(this, transport, options, this.inflight);
+  }
+
+  /**
+   * Resolves once no request has arrived for `quietMs` (waiting at least `minMs`), or after
+   * `maxMs`. A drain keeps reading this long, so requests a burst left unread on open
+   * connections are refused cleanly (SHUTTING_DOWN) rather than reset when the sockets close.
+   */
+  async quiet(quietMs: number, minMs: number, maxMs: number): Promise<void> {
+    const start = performance.now();
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    await sleep(Math.min(minMs, maxMs));
+    for (;;) {
+      const now = performance.now();
+      const left = Math.min(quietMs - (now - this.lastArrival), start + maxMs - now);
+      if (left <= 0) return;
+      await sleep(left);
+    }
   }
 
   /** Readiness as probes see it: not while draining, and only with a worker to serve. */
