@@ -1,4 +1,4 @@
-// Service load generator: starts the server (src/main.ts) in a child process and sweeps it.
+// Service load generator: starts the server (compiled: dist/main.js) in a child process and sweeps it.
 //   npm run bench:load -- [options]         (= node --import tsx bench/load/cli.ts)
 // See docs/benchmarks.md for the method and bench/load/README.md for the options.
 import os from 'node:os';

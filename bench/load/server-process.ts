@@ -1,7 +1,8 @@
-// The server under test, in its own process through the real entry point (src/main.ts), so
-// the load generator never competes with it for an event loop. Its log goes to a file; its
-// memory is read from /proc/<pid>/status (summed over its worker processes).
-import { spawn, type ChildProcess } from 'node:child_process';
+// The server under test, in its own process, run as production runs it: compiled JavaScript
+// (`node dist/main.js`, built from the current sources first), so the load generator never
+// competes with it for an event loop and what is measured is what is deployed. Its log goes to a
+// file; its memory is read from /proc/<pid>/status (summed over its worker processes).
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -11,6 +12,15 @@ import { fileURLToPath } from 'node:url';
 import { readTreeMemory, type ProcessTreeMemory } from '../../test/helpers/process-memory.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+let built = false;
+
+/** Compiles src/ to dist/ once per benchmark process, so a stale build is never measured. */
+function buildOnce(): void {
+  if (built) return;
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: REPO_ROOT, stdio: 'inherit' });
+  built = true;
+}
 
 export interface ServerOptions {
   repository: string;
@@ -66,7 +76,8 @@ export async function startServerProcess(options: ServerOptions): Promise<Server
     GRPC_PORT: String(grpcPort),
   };
   const log = openSync(options.logFile, 'w');
-  const command = [process.execPath, '--import', 'tsx', path.join(REPO_ROOT, 'src/main.ts')];
+  buildOnce();
+  const command = [process.execPath, path.join(REPO_ROOT, 'dist/main.js')];
   // taskset execs the command: the pid stays the server's.
   if (options.cpus) command.unshift('taskset', '-c', options.cpus);
   const child: ChildProcess = spawn(command[0] as string, command.slice(1), {
