@@ -21,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadProtos } from '../../src/api/grpc/proto.ts';
 import { writeContext } from './build-context.ts';
 import { readDockerfile, REPO_ROOT } from './dockerfile.ts';
-import { childrenOf, commandLine } from './process-tree.ts';
+import { childrenOf, commandLine } from '../helpers/child-processes.ts';
 import { buildWithoutDocker, containerCommand, mapArgument, startContainer, type BuiltImage } from './run-dockerfile.ts';
 
 const DEFAULT_MODEL = 'fashion-mnist-densenet';

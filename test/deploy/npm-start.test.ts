@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from './dockerfile.ts';
-import { childrenOf, commandLine, descendantsOf } from './process-tree.ts';
+import { childrenOf, commandLine, descendantsOf } from '../helpers/child-processes.ts';
 import { hostEnvironment } from './run-dockerfile.ts';
 
 const DEFAULT_MODEL = 'fashion-mnist-densenet';
