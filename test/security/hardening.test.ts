@@ -125,14 +125,25 @@ describe('model names that try to leave the repository', () => {
     expect((await fetch(`${base}/v2/models/tiny/ready`)).status).toBe(200);
   });
 
-  it('gRPC (which has no load RPC) answers such names as unknown or invalid, never from the file system', async () => {
+  it('gRPC answers such names as unknown or invalid, its load RPC included, never from the file system', async () => {
+    const token = new grpc.Metadata();
+    token.set('authorization', `Bearer ${TOKEN}`);
     for (const name of ['../tiny', '../../etc/passwd', '/etc/passwd', '%2e%2e%2ftiny', 'linked-out', 'elsewhere']) {
       const meta = await failure(call(grpcClient.inference, 'ModelMetadata', { name }));
       expect([grpc.status.INVALID_ARGUMENT, grpc.status.NOT_FOUND], name).toContain(meta.code);
       expectNothingInternal(meta.details);
       const classify = await failure(call(grpcClient.classifier, 'Classify', { model_name: name, images: [Buffer.from('x')] }));
       expect([grpc.status.INVALID_ARGUMENT, grpc.status.NOT_FOUND], name).toContain(classify.code);
+      const load = await failure(call(grpcClient.inference, 'RepositoryModelLoad', { model_name: name }, token));
+      // As over REST: a bad name is INVALID_ARGUMENT, a symlink out of the repository (linked-out)
+      // FAILED_PRECONDITION (INVALID_MODEL_FILE), a missing folder NOT_FOUND; nothing says where.
+      expect([grpc.status.INVALID_ARGUMENT, grpc.status.NOT_FOUND, grpc.status.FAILED_PRECONDITION], name).toContain(load.code);
+      expectNothingInternal(load.details);
     }
+    const wrong = new grpc.Metadata();
+    wrong.set('authorization', 'Bearer not-the-token-at-all');
+    expect((await failure(call(grpcClient.inference, 'RepositoryModelUnload', { model_name: 'tiny' }, wrong))).code).toBe(grpc.status.PERMISSION_DENIED);
+    expect((await fetch(`${base}/v2/models/tiny/ready`)).status).toBe(200);
   });
 });
 
