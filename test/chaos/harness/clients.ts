@@ -61,7 +61,9 @@ export function classifyHttp(status: number, message: string): { outcome: Outcom
   if (status === 504) return { outcome: 'expired', code: '504 DEADLINE_EXCEEDED' };
   if (status === 503) {
     if (/inference worker .* (crashed|exited|hung|terminated|is gone)/.test(message)) return { outcome: 'retryable', code: '503 WORKER_FAILED' };
-    if (/draining|shutting down/.test(message)) return { outcome: 'rejected', code: '503 SHUTTING_DOWN' };
+    // The edge's refusal of a request arriving while draining. 'the server is shutting down' is
+    // something else: an accepted request the closing service dropped — a failure of the drain.
+    if (/draining/.test(message)) return { outcome: 'rejected', code: '503 SHUTTING_DOWN' };
     // Fastify's own answer to a request that arrives on a kept-alive connection while it closes.
     if (message === 'Service Unavailable') return { outcome: 'rejected', code: '503 closing' };
     if (/cannot serve now|is unavailable|is loading|not ready|no inference worker/.test(message)) return { outcome: 'rejected', code: '503 MODEL_NOT_READY' };
@@ -79,7 +81,10 @@ export function classifyGrpc(code: grpc.status, errorCode: string | undefined, d
     case grpc.status.CANCELLED: return { outcome: 'cancelled', code: label };
     case grpc.status.UNAVAILABLE:
       if (errorCode === 'WORKER_FAILED') return { outcome: 'retryable', code: label };
-      if (errorCode === 'SHUTTING_DOWN' || errorCode === 'MODEL_NOT_READY') return { outcome: 'rejected', code: label };
+      if (errorCode === 'MODEL_NOT_READY') return { outcome: 'rejected', code: label };
+      // Refused while draining (rejected), or accepted and then dropped by the closing service
+      // ('the server is shutting down'): a failure of the drain, reported as an error.
+      if (errorCode === 'SHUTTING_DOWN') return /draining/.test(details) ? { outcome: 'rejected', code: label } : { outcome: 'error', code: `${label} dropped` };
       // grpc-js could not (re)connect: the server never saw the call.
       if (/No connection established|ECONNREFUSED/.test(details)) return { outcome: 'rejected', code: `${name} REFUSED` };
       // The connection broke under a call that was sent: no answer.
