@@ -1,6 +1,8 @@
 // The OpenAPI 3.1 document, generated from the zod schemas each route declares in its config
 // (`config.doc`). Routes are collected as they are registered, so every documented route is a
 // real one and the schemas shown are the ones that validate.
+// Kept over @fastify/swagger + fastify-type-provider-zod (issue 14, prototyped on all routes): net 76 fewer lines but 45 of glue
+// left, +26 packages (12 MiB, one wants Node >= 22), app build 1.5x slower, 2 client answers changed (query checked after body; null body).
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { ErrorBody as ErrorSchema } from './schemas.ts';
