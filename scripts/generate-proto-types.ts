@@ -46,8 +46,9 @@ export async function generateProtoTypes(outDir = GENERATED_DIR): Promise<void> 
   ], { cwd: ROOT });
   for (const file of await listFiles(outDir)) {
     const text = await readFile(file, 'utf8');
-    // The tool writes the absolute path of the .proto; keep the checked-in files machine-independent.
-    const portable = text.replace(/^\/\/ Original file: (.*)$/m, (_line, abs: string) => `// Original file: ${path.relative(ROOT, abs).split(path.sep).join('/')}`);
+    // The tool writes the absolute path of the .proto (once per type a file declares, nested enums
+    // too); keep the checked-in files machine-independent.
+    const portable = text.replace(/^\/\/ Original file: (.*)$/gm, (_line, abs: string) => `// Original file: ${path.relative(ROOT, abs).split(path.sep).join('/')}`);
     await writeFile(file, HEADER + lintHeader(portable) + portable);
   }
 }

@@ -4,7 +4,7 @@
 import type { DataType as _inference_DataType, DataType__Output as _inference_DataType__Output } from '../inference/DataType.ts';
 import type { Long } from '@grpc/proto-loader';
 
-// Original file: /work/main/proto/inference/model_config.proto
+// Original file: proto/inference/model_config.proto
 
 export const _inference_ModelInput_Format = {
   FORMAT_NONE: 'FORMAT_NONE',

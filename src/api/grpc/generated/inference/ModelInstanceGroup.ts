@@ -2,7 +2,7 @@
 // Original file: proto/inference/model_config.proto
 
 
-// Original file: /work/main/proto/inference/model_config.proto
+// Original file: proto/inference/model_config.proto
 
 export const _inference_ModelInstanceGroup_Kind = {
   KIND_AUTO: 'KIND_AUTO',
