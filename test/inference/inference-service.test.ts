@@ -3,7 +3,7 @@
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { InferenceService } from '../../src/inference/inference-service.ts';
 import { planEngine } from '../../src/inference/engine-plan.ts';
 import { DEFAULT_IMAGE_LIMITS, preprocessImage } from '../../src/inference/preprocess/index.ts';
@@ -66,6 +66,12 @@ describe('inference service', () => {
   afterAll(async () => {
     await service.close();
     await rm(root, { recursive: true, force: true });
+  });
+
+  // Tests run in any order: one that comes after the crash test finds both workers back (a
+  // replacement counts once it has reloaded its models).
+  beforeEach(async () => {
+    await expect.poll(() => service.workerTensorCounts().length, { timeout: 60_000 }).toBe(2);
   });
 
   it('loads every usable model and skips the broken one', () => {
@@ -178,8 +184,12 @@ describe('inference service', () => {
   it('leaks no engine tensors across 1,000 mixed good and bad requests', async () => {
     const good = await pngOf(5);
     const bad = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0, 0, 0]);
-    await service.classify('tiny', [good], 1);
+    // The baseline once each worker has run a batch (a fresh worker reports 0 until then).
+    for (let i = 0; i < 20 && service.workerTensorCounts().some((n) => n === 0); i++) {
+      await Promise.all(Array.from({ length: 16 }, () => service.classify('tiny', [good], 1)));
+    }
     const before = service.workerTensorCounts();
+    expect(before.every((n) => n > 0), `tensor counts ${before.join(', ')}`).toBe(true);
     const outcomes: PromiseSettledResult<unknown>[] = [];
     // In waves of 25: the tiny model's queue holds 32 (a full queue is its own test).
     for (let wave = 0; wave < 40; wave++) {

@@ -18,7 +18,6 @@ import { tinyModel } from '../../helpers/tiny-model.ts';
 
 const tf = await useNativeEngine();
 let root: string;
-let pool: WorkerPool;
 const image = new Float32Array(16 * 16 * 3).map((_, i) => Math.sin(i / 5));
 let expected: Float32Array;
 
@@ -36,60 +35,58 @@ beforeAll(async () => {
   const json = JSON.parse(await readFile(path.join(root, 'foreign', 'model.json'), 'utf8')) as Record<string, unknown>;
   delete json.userDefinedMetadata;
   await writeFile(path.join(root, 'foreign', 'model.json'), JSON.stringify(json));
-  pool = new WorkerPool(
-    {
-      hangTimeoutMs: 60_000, loadTimeoutMs: 60_000, restartBackoffMs: 50, logger: silentLogger,
-      plan: planEngine({ ENGINE_EXECUTOR: 'onnxruntime', WORKERS: 1, TF_INTRA_OP_THREADS: 1 }, { cores: 1 }),
-    },
-    { onWorkerReady: () => undefined, onWorkerLost: () => undefined },
-  );
-  await pool.start();
 }, 120_000);
 
 afterAll(async () => {
-  await pool?.close();
   await rm(root, { recursive: true, force: true });
 });
 
+/** A pool of one fresh onnxruntime worker process for one test: whether native TensorFlow is in a worker depends on what it loaded before. */
+async function withPool(settings: Parameters<typeof planEngine>[0], test: (pool: WorkerPool) => Promise<void>): Promise<void> {
+  const pool = new WorkerPool(
+    {
+      hangTimeoutMs: 60_000, loadTimeoutMs: 60_000, restartBackoffMs: 50, logger: silentLogger,
+      plan: planEngine({ ENGINE_EXECUTOR: 'onnxruntime', WORKERS: 1, TF_INTRA_OP_THREADS: 1, ...settings }, { cores: 1 }),
+    },
+    { onWorkerReady: () => undefined, onWorkerLost: () => undefined },
+  );
+  try {
+    await pool.start();
+    await test(pool);
+  } finally {
+    await pool.close();
+  }
+}
+
 describe('tfjs models in an onnxruntime worker process', () => {
-  it('exports a tfjs DenseNet of ours to ONNX without loading native TensorFlow', async () => {
+  it('exports a tfjs DenseNet of ours to ONNX without loading native TensorFlow', () => withPool({}, async (pool) => {
     const worker = pool.workers[0]!;
     expect(worker.isolation).toBe('process');
     const info = await pool.load(spec('ours'));
     expect(info.executor).toBe('onnxruntime');
     expectLogitsClose((await worker.run('ours:1', [image]))[0]!, expected);
     expect(nativeLoaded(worker.pid!)).toBe(false);
-  });
+  }), 60_000);
 
-  it('runs a tfjs model it cannot export with tfjs on native TensorFlow, loaded for it', async () => {
+  it('runs a tfjs model it cannot export with tfjs on native TensorFlow, loaded for it', () => withPool({}, async (pool) => {
     const worker = pool.workers[0]!;
+    await pool.load(spec('ours'));
+    expect(nativeLoaded(worker.pid!)).toBe(false);
     const info = await pool.load(spec('foreign'));
     expect(info.executor).toBe('layers');
     expect(nativeLoaded(worker.pid!)).toBe(true);
     expectLogitsClose((await worker.run('foreign:1', [image]))[0]!, expected);
     // The model loaded before keeps running on ONNX Runtime.
     expectLogitsClose((await worker.run('ours:1', [image]))[0]!, expected);
-  });
+  }), 60_000);
 });
 
 describe('tfjs models in an onnxruntime worker process of a development backend', () => {
-  it('runs a tfjs model it cannot export on the configured backend, without loading native TensorFlow', async () => {
-    const devPool = new WorkerPool(
-      {
-        hangTimeoutMs: 60_000, loadTimeoutMs: 60_000, restartBackoffMs: 50, logger: silentLogger,
-        plan: planEngine({ ENGINE_BACKEND: 'cpu', ENGINE_EXECUTOR: 'onnxruntime', WORKERS: 1, TF_INTRA_OP_THREADS: 1 }, { cores: 1 }),
-      },
-      { onWorkerReady: () => undefined, onWorkerLost: () => undefined },
-    );
-    try {
-      await devPool.start();
-      const worker = devPool.workers[0]!;
-      const info = await devPool.load(spec('foreign'));
-      expect(info.executor).toBe('layers');
-      expectLogitsClose((await worker.run('foreign:1', [image]))[0]!, expected);
-      expect(nativeLoaded(worker.pid!)).toBe(false);
-    } finally {
-      await devPool.close();
-    }
-  }, 60_000);
+  it('runs a tfjs model it cannot export on the configured backend, without loading native TensorFlow', () => withPool({ ENGINE_BACKEND: 'cpu' }, async (pool) => {
+    const worker = pool.workers[0]!;
+    const info = await pool.load(spec('foreign'));
+    expect(info.executor).toBe('layers');
+    expectLogitsClose((await worker.run('foreign:1', [image]))[0]!, expected);
+    expect(nativeLoaded(worker.pid!)).toBe(false);
+  }), 60_000);
 });
