@@ -65,8 +65,8 @@ const ConfigObject = z
     /** The thread budget split between the workers; 0 = one per core. */
     TF_INTRA_OP_THREADS: nonNegativeInt(1024).optional(),
     TF_INTER_OP_THREADS: positiveInt(1024).optional(),
-    /** oneDNN kernels crash TF 2.21 on DenseNet-121 here (see src/densenet/tf-runtime.ts). */
-    TF_ENABLE_ONEDNN: z.enum(['true', 'false']).optional().transform((v) => (v === undefined ? undefined : v === 'true')),
+    /** auto (default): on where a child-process probe runs the conv that crashed TF 2.21's oneDNN (src/densenet/onednn-probe.ts). */
+    TF_ENABLE_ONEDNN: z.enum(['auto', 'true', 'false']).optional().transform((v) => (v === undefined || v === 'auto' ? v : v === 'true')),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default(DEFAULTS.LOG_LEVEL),
     HOST: z.string().min(1).max(255).default(DEFAULTS.HOST),
     HTTP_PORT: port.default(DEFAULTS.HTTP_PORT),

@@ -9,7 +9,8 @@ import sharp from 'sharp';
 import { availableCores, loadConfig, type Config } from './config.ts';
 import { isServeError } from './errors.ts';
 import { asyncStdout, createLogger, type Logger } from './logger.ts';
-import { InferenceService, DEFAULT_IMAGE_LIMITS, planEngine } from './inference/index.ts';
+import { InferenceService, DEFAULT_IMAGE_LIMITS, oneDnnProbeNeeded, planEngine } from './inference/index.ts';
+import { probeOneDnn } from './densenet/onednn-probe.ts';
 import { Edge } from './api/edge/index.ts';
 import { createMetrics } from './api/metrics.ts';
 import { buildHttpApp } from './api/http/app.ts';
@@ -37,7 +38,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   // libvips' operation cache keeps decoded images around; a server decoding untrusted uploads
   // wants predictable memory instead.
   sharp.cache(false);
-  const engine = planEngine(config, { cores: availableCores() });
+  // Only servers whose batches run on native TensorFlow ask whether its oneDNN kernels are safe here.
+  const oneDnnProbe = oneDnnProbeNeeded(config) ? await probeOneDnn() : undefined;
+  const engine = planEngine(config, { cores: availableCores(), ...(oneDnnProbe ? { oneDnnProbe } : {}) });
   logger.info({ ...engine }, 'engine plan');
   if (engine.backend !== 'tensorflow') {
     logger.warn({ backend: engine.backend },

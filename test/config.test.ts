@@ -34,6 +34,8 @@ describe('config', () => {
     });
     expect(engine.map((k) => set[k])).toEqual(['fused', 'tensorflow', 3, 'process', 5, 0, 2, true]);
     expect(loadConfig({ TF_ENABLE_ONEDNN: 'false' }).TF_ENABLE_ONEDNN).toBe(false);
+    expect(loadConfig({ TF_ENABLE_ONEDNN: 'auto' }).TF_ENABLE_ONEDNN).toBe('auto');
+    expect(configError({ TF_ENABLE_ONEDNN: 'maybe' }).details.fields).toEqual(['TF_ENABLE_ONEDNN']);
     expect(configError({ ENGINE_EXECUTOR: 'tensorrt' }).details.fields).toEqual(['ENGINE_EXECUTOR']);
     expect(configError({ WORKER_ISOLATION: 'fiber' }).details.fields).toEqual(['WORKER_ISOLATION']);
   });

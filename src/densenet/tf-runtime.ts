@@ -29,9 +29,9 @@ export interface EngineOptions {
   /** TF inter-op pool size (independent ops run at once); 0 lets TensorFlow decide. */
   interOpThreads: number;
   /**
-   * TensorFlow's oneDNN kernels. Off in the service: with TF 2.21 on AVX-512 CPUs a 1×1 conv from
-   * 1024 to 512 channels (DenseNet-121's third transition) dies with SIGFPE inside oneDNN,
-   * killing the process; the Eigen kernels compute it correctly at the same speed here.
+   * TensorFlow's oneDNN kernels: on only where the engine plan says so (TF_ENABLE_ONEDNN, or the
+   * probe in onednn-probe.ts under 'auto'). With TF 2.21 on one AVX-512 CPU a 1×1 conv from 1024
+   * to 512 channels (DenseNet-121's third transition) died with SIGFPE inside oneDNN.
    */
   oneDnn: boolean;
 }

@@ -19,7 +19,14 @@ export interface EngineSettings {
   /** 0 = TensorFlow's own default (one thread per core). */
   readonly TF_INTRA_OP_THREADS?: number;
   readonly TF_INTER_OP_THREADS?: number;
-  readonly TF_ENABLE_ONEDNN?: boolean;
+  /** 'auto': on where the oneDNN probe says it is safe (src/densenet/onednn-probe.ts). */
+  readonly TF_ENABLE_ONEDNN?: boolean | 'auto';
+}
+
+/** What the plan knows of the machine: its cores, and the oneDNN probe's verdict if one ran. */
+export interface Machine {
+  readonly cores: number;
+  readonly oneDnnProbe?: { readonly safe: boolean; readonly detail: string };
 }
 
 export const ENGINE_DEFAULTS = Object.freeze({
@@ -46,8 +53,11 @@ export const ENGINE_DEFAULTS = Object.freeze({
   TF_INTRA_OP_THREADS: 0,
   /** DenseNet inference is a chain of dependent ops: a second inter-op thread buys nothing. */
   TF_INTER_OP_THREADS: 1,
-  /** Off: TF 2.21's oneDNN kernels die with SIGFPE on DenseNet-121 here (EngineOptions.oneDnn). */
-  TF_ENABLE_ONEDNN: false,
+  /**
+   * auto: TF 2.21's oneDNN kernels died with SIGFPE on DenseNet-121 on one AVX-512 CPU and ran
+   * (14 % faster for `fused`) on another, so a child process probes it (oneDnnProbeNeeded).
+   */
+  TF_ENABLE_ONEDNN: 'auto',
 } as const satisfies Required<EngineSettings>);
 
 export interface EnginePlan {
@@ -79,7 +89,7 @@ export interface EnginePlan {
    */
   readonly threadsPerWorker: number;
   /** Why each derived value is what it is, in words, for the start-up log. */
-  readonly reasons: Readonly<Record<'executor' | 'backend' | 'workers' | 'isolation' | 'threads', string>>;
+  readonly reasons: Readonly<Record<'executor' | 'backend' | 'workers' | 'isolation' | 'threads' | 'oneDnn', string>>;
 }
 
 /** What one worker is started with: its slice of the plan. */
@@ -96,8 +106,25 @@ export interface WorkerEngine {
 const setOr = (name: string, value: unknown, otherwise: string): string =>
   value === undefined ? otherwise : `${name}=${String(value)}`;
 
+/**
+ * Whether the plan for these settings wants the oneDNN probe: TF_ENABLE_ONEDNN=auto and batches
+ * served by tfjs on native TensorFlow. (onnxruntime servers load TF only for a model only tfjs
+ * can run; they keep oneDNN off rather than spend a probe at every start.)
+ */
+export function oneDnnProbeNeeded(settings: EngineSettings): boolean {
+  const executor = settings.ENGINE_EXECUTOR ?? ENGINE_DEFAULTS.ENGINE_EXECUTOR;
+  return (settings.TF_ENABLE_ONEDNN ?? ENGINE_DEFAULTS.TF_ENABLE_ONEDNN) === 'auto'
+    && executor !== 'onnxruntime' && (settings.ENGINE_BACKEND ?? ENGINE_DEFAULTS.ENGINE_BACKEND) === 'tensorflow';
+}
+
+function oneDnnOf(setting: boolean | 'auto', machine: Machine): { oneDnn: boolean; reason: string } {
+  if (setting !== 'auto') return { oneDnn: setting, reason: `TF_ENABLE_ONEDNN=${setting}` };
+  if (!machine.oneDnnProbe) return { oneDnn: false, reason: 'auto: off (not probed: no batch runs on native TensorFlow)' };
+  return { oneDnn: machine.oneDnnProbe.safe, reason: `auto: ${machine.oneDnnProbe.safe ? 'on' : 'off'} (${machine.oneDnnProbe.detail})` };
+}
+
 /** The whole engine plan from the settings and the machine. Pure: reads nothing else. */
-export function planEngine(settings: EngineSettings, machine: { readonly cores: number }): EnginePlan {
+export function planEngine(settings: EngineSettings, machine: Machine): EnginePlan {
   const d = ENGINE_DEFAULTS;
   const cores = Math.max(1, Math.floor(machine.cores));
   const executor = settings.ENGINE_EXECUTOR ?? d.ENGINE_EXECUTOR;
@@ -126,6 +153,7 @@ export function planEngine(settings: EngineSettings, machine: { readonly cores: 
   // An onnxruntime worker builds each network only to export it to ONNX: the pure-JS backend is
   // enough and spares loading native TensorFlow, 75 vs 365 MiB RSS per worker process, measured.
   const workerStartBackend: EngineBackend = executor === 'onnxruntime' && backend === 'tensorflow' ? 'cpu' : backend;
+  const { oneDnn, reason: oneDnnReason } = oneDnnOf(settings.TF_ENABLE_ONEDNN ?? d.TF_ENABLE_ONEDNN, machine);
 
   return Object.freeze({
     executor,
@@ -137,7 +165,7 @@ export function planEngine(settings: EngineSettings, machine: { readonly cores: 
     cores,
     intraOpThreads,
     interOpThreads: settings.TF_INTER_OP_THREADS ?? d.TF_INTER_OP_THREADS,
-    oneDnn: settings.TF_ENABLE_ONEDNN ?? d.TF_ENABLE_ONEDNN,
+    oneDnn,
     threadsPerWorker,
     reasons: Object.freeze({
       executor: setOr('ENGINE_EXECUTOR', settings.ENGINE_EXECUTOR, `default (${d.ENGINE_EXECUTOR}: 2.3-3.4× fused, docs/benchmarks.md)`),
@@ -146,6 +174,7 @@ export function planEngine(settings: EngineSettings, machine: { readonly cores: 
       workers: setOr('WORKERS', settings.WORKERS, `default (${d.WORKERS})`),
       isolation: isolationReason,
       threads: `${budgetSource} ÷ ${workers} worker${workers === 1 ? '' : 's'} = ${threadsPerWorker} each${oversubscribed}`,
+      oneDnn: oneDnnReason,
     }),
   });
 }

@@ -7,7 +7,7 @@ export {
   type RequestOptions,
 } from './inference-service.ts';
 export type { ModelDescription, ModelState, ModelVersionStatus } from './model-registry.ts';
-export { ENGINE_DEFAULTS, planEngine, type EnginePlan, type EngineSettings, type WorkerIsolation } from './engine-plan.ts';
+export { ENGINE_DEFAULTS, oneDnnProbeNeeded, planEngine, type EnginePlan, type EngineSettings, type WorkerIsolation } from './engine-plan.ts';
 export type { ExecutorName } from '../densenet/index.ts';
 export type { RepositoryEntry } from './repository/model-repository.ts';
 export type { BatchObserver, ItemOutcome, ItemStage } from './batching/index.ts';

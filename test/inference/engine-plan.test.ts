@@ -2,7 +2,7 @@
 // whole plan out. No workers start here; the pool and worker tests run plans for real.
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
-import { ENGINE_DEFAULTS, planEngine, workerEngine, type EngineSettings } from '../../src/inference/engine-plan.ts';
+import { ENGINE_DEFAULTS, oneDnnProbeNeeded, planEngine, workerEngine, type EngineSettings } from '../../src/inference/engine-plan.ts';
 
 describe('engine plan', () => {
   it("plans today's served defaults: onnxruntime in 2 worker processes, the cores split between them", () => {
@@ -27,6 +27,7 @@ describe('engine plan', () => {
       workers: 'default (2)',
       isolation: expect.stringMatching(/^auto: processes for onnxruntime/),
       threads: '16 cores ÷ 2 workers = 8 each',
+      oneDnn: 'auto: off (not probed: no batch runs on native TensorFlow)',
     });
     // A worker process runs its own TF pools, sized to its share like its onnxruntime session.
     expect(workerEngine(plan)).toEqual({
@@ -114,6 +115,23 @@ describe('engine plan', () => {
     const plan = planEngine(settings, { cores: 4 });
     expect(plan).toMatchObject({ nice: 7, interOpThreads: 2, oneDnn: true });
     expect(workerEngine(plan).tf).toMatchObject({ interOpThreads: 2, oneDnn: true });
+  });
+
+  it('turns oneDNN on under auto only where the probe said safe, and only asks when tfjs serves on native TF', () => {
+    const safe = { safe: true, detail: 'the regression conv ran correctly with oneDNN on' };
+    const unsafe = { safe: false, detail: 'the regression conv was killed by SIGFPE with oneDNN on' };
+    expect(oneDnnProbeNeeded({})).toBe(false); // onnxruntime serves by default
+    expect(oneDnnProbeNeeded({ ENGINE_EXECUTOR: 'fused' })).toBe(true);
+    expect(oneDnnProbeNeeded({ ENGINE_EXECUTOR: 'layers', TF_ENABLE_ONEDNN: 'auto' })).toBe(true);
+    expect(oneDnnProbeNeeded({ ENGINE_EXECUTOR: 'fused', TF_ENABLE_ONEDNN: false })).toBe(false);
+    expect(oneDnnProbeNeeded({ ENGINE_EXECUTOR: 'fused', ENGINE_BACKEND: 'cpu' })).toBe(false);
+    const fused = { ENGINE_EXECUTOR: 'fused' } as const;
+    expect(planEngine(fused, { cores: 2, oneDnnProbe: safe })).toMatchObject({ oneDnn: true, reasons: { oneDnn: `auto: on (${safe.detail})` } });
+    expect(planEngine(fused, { cores: 2, oneDnnProbe: unsafe })).toMatchObject({ oneDnn: false, reasons: { oneDnn: `auto: off (${unsafe.detail})` } });
+    expect(planEngine(fused, { cores: 2 }).oneDnn).toBe(false);
+    // A setting wins over the probe, both ways.
+    expect(planEngine({ ...fused, TF_ENABLE_ONEDNN: false }, { cores: 2, oneDnnProbe: safe })).toMatchObject({ oneDnn: false, reasons: { oneDnn: 'TF_ENABLE_ONEDNN=false' } });
+    expect(planEngine({ ...fused, TF_ENABLE_ONEDNN: true }, { cores: 2, oneDnnProbe: unsafe }).oneDnn).toBe(true);
   });
 
   it('plans from the parsed configuration: unset settings get the defaults, set ones win', () => {
