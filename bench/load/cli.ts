@@ -10,9 +10,13 @@ import { waitForGrpc } from './grpc-driver.ts';
 import { runMemory, mib, type MemoryRun } from './memory.ts';
 import { CACHE_DIR, ensureCacheDir, modelRepository } from './model-repo.ts';
 import { latestResult, writeServiceReport } from './report.ts';
-import { buildPayloads, fetchModelShape, isKind, KINDS } from './requests.ts';
+import { isPresetName } from '../../src/densenet/index.ts';
+import { isPeerName, PEER_NAMES } from '../peers/peer-process.ts';
+import { runPeers } from '../peers/run-peers.ts';
+import { peerTable } from './peer-table.ts';
+import { buildPayloads, chooseImage, fetchModelShape, isKind, KINDS, type Payloads } from './requests.ts';
 import { REPO_ROOT, startServerProcess } from './server-process.ts';
-import { runSweep, summarizeKinds, type HostInfo, type LoadRun, type PointResult } from './sweep.ts';
+import { runSweep, summarizeKinds, type HostInfo, type LoadRun, type PointResult, type SweepContext } from './sweep.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -39,6 +43,12 @@ const { values: args } = parseArgs({
     'memory-concurrency': { type: 'string', default: '8' },
     'ready-timeout': { type: 'string', default: '600' },
     'server-cpus': { type: 'string' },
+    image: { type: 'string', default: 'cat' },
+    peers: { type: 'string', default: PEER_NAMES.join(',') },
+    'peer-threads': { type: 'string' },
+    'peer-batch-wait-ms': { type: 'string', default: '2' },
+    'peer-max-ongoing': { type: 'string', default: '16' },
+    'peer-python': { type: 'string' },
   },
   strict: true,
 });
@@ -59,6 +69,11 @@ const kinds = args.kinds.split(',').map((k) => {
   if (!isKind(k)) throw new Error(`--kinds: '${k}' is not one of ${KINDS.join(', ')}`);
   return k;
 });
+const peers = args.peers.split(',').map((p) => p.trim()).filter((p) => p !== '' && p !== 'none').map((p) => {
+  if (!isPeerName(p)) throw new Error(`--peers: '${p}' is not one of ${PEER_NAMES.join(', ')} (or 'none')`);
+  return p;
+});
+if (!(Number(args['peer-batch-wait-ms']) >= 0)) throw new Error(`--peer-batch-wait-ms: '${args['peer-batch-wait-ms']}' is not a number of ms ≥ 0`);
 if (args.arrivals !== 'poisson' && args.arrivals !== 'uniform') throw new Error(`--arrivals: '${args.arrivals}' is not poisson or uniform`);
 const arrivals = args.arrivals;
 const warmupSeconds = Number(args.warmup);
@@ -102,13 +117,13 @@ const f = (n: number | undefined, digits = 1) => (n === undefined || !Number.isF
 function pointRow(p: PointResult): string {
   const load = p.mode === 'closed' ? `c=${p.concurrency}` : `${Math.round((p.loadFraction ?? 0) * 100)}% ${f(p.offeredRate)}/s`;
   return [
-    p.kind.padEnd(15), p.mode.padEnd(6), load.padEnd(16), f(p.throughput).padStart(8),
+    (p.peer ? `${p.kind}@${p.peer}` : p.kind).padEnd(17), p.mode.padEnd(6), load.padEnd(16), f(p.throughput).padStart(8),
     f(p.latency.p50Ms, 2).padStart(9), f(p.latency.p90Ms, 2).padStart(9), f(p.latency.p99Ms, 2).padStart(9),
     String(p.errors).padStart(6), f(p.server?.meanBatchSize, 2).padStart(6), f(p.rssAfterKiB / 1024).padStart(8),
     f(p.generatorCpu, 2).padStart(6),
   ].join(' ');
 }
-const HEADER = `${'kind'.padEnd(15)} ${'mode'.padEnd(6)} ${'load'.padEnd(16)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(9)} ` +
+const HEADER = `${'kind'.padEnd(17)} ${'mode'.padEnd(6)} ${'load'.padEnd(16)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(9)} ` +
   `${'p90 ms'.padStart(9)} ${'p99 ms'.padStart(9)} ${'errors'.padStart(6)} ${'batch'.padStart(6)} ${'RSS MiB'.padStart(8)} ${'genCPU'.padStart(6)}`;
 
 if (args.memory) {
@@ -142,53 +157,95 @@ if (args.memory) {
   const startedAt = new Date().toISOString();
   const host = hostInfo();
   const repo = await modelRepository(model, repoOptions);
+  const loadPercents = numbers('loads', args.loads);
+  const seconds = positive('seconds', args.seconds);
+  const concurrencies = numbers('concurrency', args.concurrency);
+  const engineRate = args['engine-rate'] ? positive('engine-rate', args['engine-rate']) : undefined;
+  const sweepSettings: Omit<SweepContext, 'server' | 'peer' | 'payloads'> = {
+    timing: { warmupMs: warmupSeconds * 1000, durationMs: seconds * 1000, drainTimeoutMs: 60_000 },
+    arrivals,
+    seed: Number(args.seed),
+    maxInFlight: positive('max-in-flight', args['max-in-flight']),
+    onPoint: (p: PointResult) => console.log(pointRow(p)),
+  };
   log(`server: ${repo.description}, settings ${JSON.stringify(settings)}; log ${path.relative(REPO_ROOT, logFile)}`);
   const server = await startServerProcess({ repository: repo.root, settings, logFile, readyTimeoutMs, ...(serverCpus ? { cpus: serverCpus } : {}) });
+  let ours: { run: LoadRun; payloads: Payloads; answer: unknown };
   try {
     await waitForGrpc(server.grpcAddress, 10_000);
-    const payloads = await buildPayloads(await fetchModelShape(server.baseUrl, repo.name));
+    const shape = await fetchModelShape(server.baseUrl, repo.name);
+    const payloads = await buildPayloads(shape, await chooseImage(args.image, shape));
     const rssIdleKiB = (await server.memory()).rssKiB;
-    const loadPercents = numbers('loads', args.loads);
-    const seconds = positive('seconds', args.seconds);
     console.log(`${repo.description}; server pid ${server.pid}, ${workers} worker(s); idle RSS ${mib(rssIdleKiB)}`);
+    console.log(`image: ${payloads.imageDescription}`);
     console.log(`${seconds} s per point after ${warmupSeconds} s warm-up; open loop: ${arrivals} arrivals; host ${host.cpus} CPUs, load ${host.loadAverage.join(' ')}`);
     console.log(HEADER);
-    const points = await runSweep({
-      server, payloads,
-      timing: { warmupMs: warmupSeconds * 1000, durationMs: seconds * 1000, drainTimeoutMs: 60_000 },
-      arrivals,
-      seed: Number(args.seed),
-      maxInFlight: positive('max-in-flight', args['max-in-flight']),
-      onPoint: (p) => console.log(pointRow(p)),
-    }, { kinds, concurrencies: numbers('concurrency', args.concurrency), loadFractions: loadPercents.map((p) => p / 100) });
-    const engineRate = args['engine-rate'] ? positive('engine-rate', args['engine-rate']) : undefined;
-    const summary = summarizeKinds(points, engineRate);
-    const run: LoadRun = {
-      type: 'sweep', startedAt, finishedAt: new Date().toISOString(), command: process.argv.slice(2).join(' '), host,
-      model, modelDescription: repo.description, serverSettings: server.settings,
-      settings: {
-        kinds, concurrencies: numbers('concurrency', args.concurrency), loadPercents, seconds, warmupSeconds,
-        arrivals, seed: Number(args.seed),
+    const points = await runSweep({ ...sweepSettings, server, payloads }, { kinds, concurrencies, loadFractions: loadPercents.map((p) => p / 100) });
+    // Our answer for the image, to check that the peers name the same class.
+    const raw = payloads.http['rest-raw'];
+    const answer: unknown = peers.length
+      ? await fetch(server.baseUrl + raw.path, { method: raw.method, headers: raw.headers, body: raw.body })
+        .then((r) => r.json() as Promise<unknown>).catch(() => undefined)
+      : undefined;
+    ours = {
+      payloads,
+      answer,
+      run: {
+        type: 'sweep', startedAt, finishedAt: '', command: process.argv.slice(2).join(' '), host,
+        model, modelDescription: repo.description, serverSettings: server.settings,
+        settings: { kinds, concurrencies, loadPercents, seconds, warmupSeconds, arrivals, seed: Number(args.seed) },
+        rssIdleKiB, rssEndKiB: (await server.memory()).rssKiB,
+        ...(engineRate ? { engineRate } : {}),
+        image: payloads.imageDescription,
+        points, summary: summarizeKinds(points, engineRate),
       },
-      rssIdleKiB, rssEndKiB: (await server.memory()).rssKiB,
-      ...(engineRate ? { engineRate } : {}),
-      points, summary,
     };
-    console.log('\nper kind: saturation, 32 vs 1 client, p99 at 50% load vs unloaded');
-    for (const s of summary) {
-      console.log(`  ${s.kind.padEnd(15)} saturation ${f(s.saturation)} req/s (c=${s.saturationConcurrency})` +
-        `  unloaded p50 ${f(s.unloadedP50Ms, 2)} ms` +
-        `  32÷1 ${f(s.ratio32Over1, 2)}` +
-        `  p99@50% ${f(s.p99At50Ms, 2)} ms = ${f(s.p99At50OverUnloadedP50, 2)}× unloaded p50` +
-        (s.overEngine !== undefined ? `  ÷engine ${f(s.overEngine, 2)}` : ''));
-    }
-    const out = args.out ?? path.join(resultsDir, `load-${stamp}.json`);
-    await writeJson(out, run);
-    if (args.doc) {
-      const memory = await latestResult(path.dirname(out), 'memory');
-      await writeServiceReport({ sweep: run, memory, doc: args.doc, svgDir: args['svg-dir'] ?? path.join(path.dirname(args.doc), 'benchmarks') });
-    }
   } finally {
+    // Stopped before any peer starts: the two never share the cores.
     await server.stop();
+  }
+  const { run } = ours;
+
+  let skipped: string | undefined;
+  if (peers.length && !kinds.includes('rest-raw')) skipped = `the peers are compared on rest-raw, which --kinds leaves out`;
+  else if (peers.length && !isPresetName(model)) skipped = `the peers serve DenseNet presets (resize-crop preprocessing), not '${model}'`;
+  if (skipped) {
+    log(`\n!!! PEERS SKIPPED (${peers.join(', ')}): ${skipped}\n`);
+    run.peersSkipped = skipped;
+  } else if (peers.length) {
+    const result = await runPeers({
+      peers, model, repo, payloads: ours.payloads,
+      ours: { points: run.points, summary: run.summary.find((s) => s.kind === 'rest-raw'), answer: ours.answer },
+      concurrencies, sweep: sweepSettings,
+      cpus: host.cpus,
+      threads: args['peer-threads'] ? positive('peer-threads', args['peer-threads']) : host.cpus,
+      maxBatch: repoOptions.maxBatchSize,
+      batchWaitMs: Number(args['peer-batch-wait-ms']),
+      maxOngoing: positive('peer-max-ongoing', args['peer-max-ongoing']),
+      readyTimeoutMs, logDir: path.join(CACHE_DIR, 'peers'),
+      ...(serverCpus ? { pinCpus: serverCpus } : {}),
+      ...(args['peer-python'] ? { basePython: args['peer-python'] } : {}),
+      log,
+    });
+    run.peers = result.runs;
+    if (result.environment) run.peerEnvironment = result.environment;
+    if (result.skipped) run.peersSkipped = result.skipped;
+  }
+  run.finishedAt = new Date().toISOString();
+
+  console.log('\nper kind: saturation, 32 vs 1 client, p99 at 50% load vs unloaded');
+  for (const s of run.summary) {
+    console.log(`  ${s.kind.padEnd(15)} saturation ${f(s.saturation)} req/s (c=${s.saturationConcurrency})` +
+      `  unloaded p50 ${f(s.unloadedP50Ms, 2)} ms` +
+      `  32÷1 ${f(s.ratio32Over1, 2)}` +
+      `  p99@50% ${f(s.p99At50Ms, 2)} ms = ${f(s.p99At50OverUnloadedP50, 2)}× unloaded p50` +
+      (s.overEngine !== undefined ? `  ÷engine ${f(s.overEngine, 2)}` : ''));
+  }
+  if (run.peers?.length) console.log(`\n${peerTable(run)}`);
+  const out = args.out ?? path.join(resultsDir, `load-${stamp}.json`);
+  await writeJson(out, run);
+  if (args.doc) {
+    const memory = await latestResult(path.dirname(out), 'memory');
+    await writeServiceReport({ sweep: run, memory, doc: args.doc, svgDir: args['svg-dir'] ?? path.join(path.dirname(args.doc), 'benchmarks') });
   }
 }

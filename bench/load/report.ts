@@ -7,10 +7,12 @@ import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { PEER_LABELS } from '../peers/peer-process.ts';
 import type { MemoryRun } from './memory.ts';
+import { halfRate, peerMarkdown } from './peer-table.ts';
 import { KIND_LABELS, KINDS, type Kind } from './requests.ts';
 import { lineChart, type Series } from './svg-chart.ts';
-import type { KindSummary, LoadRun, PointResult } from './sweep.ts';
+import type { KindSummary, LoadRun, PeerRun, PointResult } from './sweep.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const DOC_TEMPLATE = path.join(REPO_ROOT, 'docs/benchmarks.md');
@@ -66,15 +68,25 @@ function subtitle(run: { host?: LoadRun['host']; finishedAt?: string }, model: s
 
 function sweepCharts(run: LoadRun): Record<string, string> {
   const kinds = kindOrder(run);
-  const closed = (k: Kind) => run.points.filter((p) => p.kind === k && p.mode === 'closed');
-  const open = (k: Kind) => run.points.filter((p) => p.kind === k && p.mode === 'open');
+  const closed = (k: Kind) => run.points.filter((p) => p.kind === k && p.mode === 'closed' && !p.peer);
+  const open = (k: Kind) => run.points.filter((p) => p.kind === k && p.mode === 'open' && !p.peer);
   const sub = subtitle(run, run.modelDescription);
+  // The peers' colours come after ours (one per kind).
+  const peers = (run.peers ?? []).filter((p) => p.points.length);
+  const peerColor = (i: number) => kinds.length + i;
+  // Short: legends are narrow. The peers only ever run rest-raw.
+  const peerName = (p: PeerRun) => PEER_LABELS[p.name];
+  const peerClosed = (p: PeerRun) => p.points.filter((x) => x.mode === 'closed');
+  const peerOpen = (p: PeerRun) => p.points.filter((x) => x.mode === 'open');
   const charts: Record<string, string> = {};
   charts['throughput-vs-concurrency.svg'] = lineChart({
     title: 'Throughput vs concurrency (closed loop)', subtitle: sub,
     xLabel: 'concurrent clients (log scale)', yLabel: 'successful requests / s (1 image each)',
     xScale: 'log', xTicks: run.settings.concurrencies,
-    series: kinds.map((k, i) => ({ name: label(k), color: i, points: closed(k).map((p) => ({ x: p.concurrency ?? 0, y: p.throughput })) })),
+    series: [
+      ...kinds.map((k, i) => ({ name: label(k), color: i, points: closed(k).map((p) => ({ x: p.concurrency ?? 0, y: p.throughput })) })),
+      ...peers.map((p, i) => ({ name: peerName(p), color: peerColor(i), points: peerClosed(p).map((x) => ({ x: x.concurrency ?? 0, y: x.throughput })) })),
+    ],
   });
   charts['latency-vs-concurrency.svg'] = lineChart({
     title: 'Latency vs concurrency (closed loop): p50 solid, p99 dashed', subtitle: sub,
@@ -83,18 +95,43 @@ function sweepCharts(run: LoadRun): Record<string, string> {
     series: kinds.flatMap((k, i): Series[] => [
       { name: `${label(k)} p50`, color: i, points: closed(k).map((p) => ({ x: p.concurrency ?? 0, y: p.latency.p50Ms })) },
       { name: `${label(k)} p99`, color: i, dashed: true, points: closed(k).map((p) => ({ x: p.concurrency ?? 0, y: p.latency.p99Ms })) },
-    ]),
+    ]).concat(peers.flatMap((p, i): Series[] => [
+      { name: `${peerName(p)} p50`, color: peerColor(i), points: peerClosed(p).map((x) => ({ x: x.concurrency ?? 0, y: x.latency.p50Ms })) },
+      { name: `${peerName(p)} p99`, color: peerColor(i), dashed: true, points: peerClosed(p).map((x) => ({ x: x.concurrency ?? 0, y: x.latency.p99Ms })) },
+    ])),
   });
   if (run.settings.loadPercents.length) {
     charts['latency-vs-load.svg'] = lineChart({
       title: `Latency vs offered load (open loop, ${run.settings.arrivals}): p50 solid, p99 dashed`, subtitle: sub,
-      xLabel: "offered load, % of the kind's closed-loop saturation", yLabel: 'latency from scheduled send, ms (log scale)',
+      xLabel: `offered load, % of the kind's closed-loop saturation${peers.length ? ' (peers, on REST raw: % of ours)' : ''}`,
+      yLabel: 'latency from scheduled send, ms (log scale)',
       yScale: 'log', xTicks: run.settings.loadPercents,
       series: kinds.flatMap((k, i): Series[] => [
         { name: `${label(k)} p50`, color: i, points: open(k).map((p) => ({ x: (p.loadFraction ?? 0) * 100, y: p.latency.p50Ms })) },
         { name: `${label(k)} p99`, color: i, dashed: true, points: open(k).map((p) => ({ x: (p.loadFraction ?? 0) * 100, y: p.latency.p99Ms })) },
-      ]),
+      ]).concat(peers.flatMap((p, i): Series[] => [
+        { name: `${peerName(p)} p50`, color: peerColor(i), points: peerOpen(p).map((x) => ({ x: (x.loadFraction ?? 0) * 100, y: x.latency.p50Ms })) },
+        { name: `${peerName(p)} p99`, color: peerColor(i), dashed: true, points: peerOpen(p).map((x) => ({ x: (x.loadFraction ?? 0) * 100, y: x.latency.p99Ms })) },
+      ])),
     });
+    if (peers.length && run.settings.kinds.includes('rest-raw')) {
+      // Ours and the peers alone, on the same arrivals: the chart issue 15 asks for.
+      const rates = open('rest-raw').map((p) => Math.round(p.offeredRate ?? 0));
+      charts['peers-latency-vs-load.svg'] = lineChart({
+        title: 'REST raw image, ours vs peers: latency vs offered load',
+        subtitle: `${sub} · open loop, ${run.settings.arrivals}, the same arrivals for every server · p50 solid, p99 dashed`,
+        xLabel: 'offered load, requests / s (the same Poisson arrivals for every server)', yLabel: 'latency from scheduled send, ms (log scale)',
+        yScale: 'log', xTicks: [...new Set(rates)].sort((a, b) => a - b),
+        series: [
+          { name: 'ours p50', color: 0, points: open('rest-raw').map((x) => ({ x: x.offeredRate ?? 0, y: x.latency.p50Ms })) },
+          { name: 'ours p99', color: 0, dashed: true, points: open('rest-raw').map((x) => ({ x: x.offeredRate ?? 0, y: x.latency.p99Ms })) },
+          ...peers.flatMap((p, i): Series[] => [
+            { name: `${PEER_LABELS[p.name]} p50`, color: i + 1, points: peerOpen(p).map((x) => ({ x: x.offeredRate ?? 0, y: x.latency.p50Ms })) },
+            { name: `${PEER_LABELS[p.name]} p99`, color: i + 1, dashed: true, points: peerOpen(p).map((x) => ({ x: x.offeredRate ?? 0, y: x.latency.p99Ms })) },
+          ]),
+        ],
+      });
+    }
     for (const k of kinds) {
       const summary = run.summary.find((s) => s.kind === k);
       const xs = run.settings.loadPercents;
@@ -150,7 +187,7 @@ function targetsTable(run: LoadRun): string {
 function closedMatrix(run: LoadRun): string {
   const kinds = kindOrder(run);
   const cell = (k: Kind, c: number) => {
-    const p = run.points.find((x) => x.kind === k && x.mode === 'closed' && x.concurrency === c);
+    const p = run.points.find((x) => x.kind === k && x.mode === 'closed' && x.concurrency === c && !x.peer);
     return p ? `${f(p.throughput)} · ${f(p.latency.p50Ms, 1)} / ${f(p.latency.p99Ms, 1)}${p.errors ? ` · ${p.errors} err` : ''}` : '—';
   };
   return [
@@ -162,9 +199,10 @@ function closedMatrix(run: LoadRun): string {
 
 function pointTable(points: PointResult[]): string {
   const rows = points.map((p) => {
-    const load = p.mode === 'closed' ? `closed, ${p.concurrency} clients` : `open, ${Math.round((p.loadFraction ?? 0) * 100)}% (${f(p.offeredRate)}/s)`;
+    const load = p.mode === 'closed' ? `closed, ${p.concurrency} clients`
+      : `open, ${Math.round((p.loadFraction ?? 0) * 100)}%${p.peer ? ' of ours' : ''} (${f(p.offeredRate)}/s)`;
     const errs = p.errors ? `${p.errors} ${Object.entries(p.errorsByCause).map(([c, n]) => `${c}: ${n}`).join(', ')}` : '0';
-    return `| ${label(p.kind)} | ${load} | ${f(p.throughput)} | ${p.latency.count} | ${f(p.latency.p50Ms, 2)} | ${f(p.latency.p90Ms, 2)} | ${f(p.latency.p99Ms, 2)} | ${errs} | ` +
+    return `| ${label(p.kind)}${p.peer ? ` @ ${PEER_LABELS[p.peer]}` : ''} | ${load} | ${f(p.throughput)} | ${p.latency.count} | ${f(p.latency.p50Ms, 2)} | ${f(p.latency.p90Ms, 2)} | ${f(p.latency.p99Ms, 2)} | ${errs} | ` +
       `${f(p.server?.meanBatchSize, 2)} | ${f(p.server?.meanQueueMs, 2)} | ${f(p.rssBeforeKiB / 1024)} → ${f(p.rssAfterKiB / 1024)} | ` +
       `${f(p.generatorCpu, 2)}${p.sendLagP99Ms !== undefined ? ` / ${f(p.sendLagP99Ms, 1)} ms` : ''} |`;
   });
@@ -173,6 +211,36 @@ function pointTable(points: PointResult[]): string {
     '|---|---|---:|---:|---:|---:|---:|---|---:|---:|---|---|',
     ...rows,
   ].join('\n');
+}
+
+function peersSection(run: LoadRun, svgRel: string): string {
+  const env = run.peerEnvironment;
+  const lines = ['### Against the peers', ''];
+  if (run.peersSkipped && !run.peers?.length) {
+    lines.push(`**No peer ran:** ${run.peersSkipped}`);
+    return lines.join('\n');
+  }
+  lines.push(
+    `${label('rest-raw')} (\`POST /v1/models/{m}/classify\`, ${run.image ?? 'the same image'}) against ours and each peer in this run, one server ` +
+      `at a time, with the same generator, concurrencies and Poisson arrival rates: the open-loop rates are fractions of OUR ` +
+      `saturation, so "p99 at 50 %" is the same ${f(halfRate(run))} req/s for every server. Ratios are ours ÷ peer; ` +
+      'the targets (issue 15) apply against Ray Serve. "Same answer": the peer\'s top-1 class and top-5 scores for the ' +
+      'image vs ours (same ONNX network and weights; PIL vs sharp resizing may move the scores a little). On random ' +
+      'weights every score is near 1/classes and the top class hardly depends on the image, so the score difference ' +
+      'relative to the top score is the telling number.',
+    '',
+    peerMarkdown(run),
+    '',
+    ...(run.peers ?? []).map((p) => `- ${PEER_LABELS[p.name]}: ${p.description}` +
+      `${p.startSeconds !== undefined ? `; started in ${f(p.startSeconds)} s` : ''}` +
+      `${p.rssIdleKiB !== undefined ? `, RSS ${mib(p.rssIdleKiB)} idle → ${mib(p.rssEndKiB)} at the end (its whole process tree)` : ''}.`),
+    ...(env ? [`- Peers' Python: a venv made by \`bench/peers/python-env.ts\` (pip, ${f(env.installSeconds, 0)} s to install, ${env.sizeMiB} MiB); ` +
+      `ONNX file \`${env.onnx}\` exported from the weights our server loads.`] : []),
+  );
+  if (run.settings.loadPercents.length && run.peers?.some((p) => p.points.length)) {
+    lines.push('', `![Ours vs peers: latency vs offered load](${svgRel}/peers-latency-vs-load.svg)`);
+  }
+  return lines.join('\n');
 }
 
 function memorySection(run: MemoryRun, svgRel: string): string {
@@ -221,12 +289,14 @@ export async function writeServiceReport({ sweep, memory, doc, svgDir }: ReportI
         .filter(([k]) => !['MODEL_REPOSITORY', 'HOST', 'HTTP_PORT', 'GRPC_PORT'].includes(k)).map(([k, v]) => `${k}=${v}`).join(' ')}\`; ` +
         `${h.cpus} CPUs (${h.cpuModel}), load average ${h.loadAverage.join(' ')} at the start, Node ${h.node}. ` +
         `${sweep.settings.seconds} s per point after ${sweep.settings.warmupSeconds} s of warm-up; open loop with ${sweep.settings.arrivals} arrivals. ` +
+        `${sweep.image ? `Image (REST raw, gRPC Classify): ${sweep.image}. ` : ''}` +
         `Command: \`npm run bench:load -- ${sweep.command}\`.`,
       '',
       '### Targets',
       '',
       targetsTable(sweep),
       '',
+      ...(sweep.peers?.length || sweep.peersSkipped ? [peersSection(sweep, svgRel), ''] : []),
       '### Throughput vs concurrency',
       '',
       `![Throughput vs concurrency](${svgRel}/throughput-vs-concurrency.svg)`,

@@ -1,17 +1,24 @@
 // The five request kinds the load generator sends, one image per request, built once per run
 // for the model under test (its input size comes from the server's V2 metadata):
 //
-//   rest-raw        POST /v1/models/{m}/classify, the PNG as the raw body (TorchServe style)
+//   rest-raw        POST /v1/models/{m}/classify, the image as the raw body (TorchServe style)
 //   rest-v2-json    POST /v2/models/{m}/infer, FP32 pixels as JSON numbers, logits as JSON
 //   rest-v2-binary  POST /v2/models/{m}/infer, binary data extension (Inference-Header-Content-Length),
 //                   FP32 pixels raw after the JSON header, logits back binary (what tritonclient sends)
 //   grpc-infer      inference.GRPCInferenceService/ModelInfer, FP32 in raw_input_contents
-//   grpc-classify   densenet.v1.Classifier/Classify, the PNG in images
+//   grpc-classify   densenet.v1.Classifier/Classify, the image in images
 //
-// FP32 pixels are already normalised (no resize, no decode on the server); the PNG has the
-// model's own size and channels, so the server decodes it but resizes nothing.
+// FP32 pixels are already normalised (no resize, no decode on the server). The image (`--image`)
+// is by default a photo of a cat as a JPEG (what issue 15 measures: the server decodes, resizes
+// and crops it), or `synthetic`: a PNG of the model's own size and channels (decoded, not
+// resized), or any image file.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { seededRandom } from '../../test/helpers/random.ts';
+
+const CAT_PNG = fileURLToPath(new URL('../../test/fixtures/images/chelsea.png', import.meta.url));
 
 export const KINDS = ['rest-raw', 'rest-v2-json', 'rest-v2-binary', 'grpc-infer', 'grpc-classify'] as const;
 export type Kind = (typeof KINDS)[number];
@@ -42,9 +49,19 @@ export interface HttpRequestSpec {
   body: Buffer;
 }
 
+export interface ImageChoice {
+  data: Buffer;
+  contentType: string;
+  /** For the report: what it is, its size and bytes. */
+  description: string;
+}
+
+export const IMAGE_CHOICES = ['cat', 'synthetic'] as const;
+
 export interface Payloads {
   model: ModelShape;
   image: Buffer;
+  imageDescription: string;
   pixels: Float32Array;
   http: Record<'rest-raw' | 'rest-v2-json' | 'rest-v2-binary', HttpRequestSpec>;
 }
@@ -75,11 +92,32 @@ export async function makeImage(shape: ModelShape, seed = 1): Promise<Buffer> {
   return sharp(raw, { raw: { width, height, channels: channels as 1 | 3 } }).png().toBuffer();
 }
 
-export async function buildPayloads(shape: ModelShape): Promise<Payloads> {
+/**
+ * `cat`: test/fixtures/images/chelsea.png (Chelsea the cat, 385×256, CC0) encoded as a JPEG,
+ * quality 90; `synthetic`: makeImage() for the model; anything else: an image file.
+ */
+export async function chooseImage(choice: string, shape: ModelShape): Promise<ImageChoice> {
+  const kb = (b: Buffer) => `${(b.length / 1024).toFixed(1)} KB`;
+  if (choice === 'synthetic') {
+    const data = await makeImage(shape);
+    return { data, contentType: 'image/png', description: `a synthetic ${shape.width}×${shape.height}×${shape.channels} PNG (${kb(data)})` };
+  }
+  const file = choice === 'cat' ? CAT_PNG : path.resolve(choice);
+  const source = await readFile(file).catch((err: Error) => {
+    throw new Error(`--image: '${choice}' is neither ${IMAGE_CHOICES.join(' nor ')} nor a readable file (${err.message})`);
+  });
+  const data = choice === 'cat' ? await sharp(source).jpeg({ quality: 90 }).toBuffer() : source;
+  const meta = await sharp(data).metadata();
+  const what = choice === 'cat' ? 'a photo of a cat (test/fixtures/images/chelsea.png as JPEG, quality 90)' : path.basename(file);
+  return { data, contentType: meta.format ? `image/${meta.format}` : 'application/octet-stream', description: `${what}, ${meta.width}×${meta.height}, ${kb(data)}` };
+}
+
+export async function buildPayloads(shape: ModelShape, chosen?: ImageChoice): Promise<Payloads> {
   const { name, height, width, channels } = shape;
   const random = seededRandom(7);
   const pixels = new Float32Array(height * width * channels).map(() => random() * 2 - 1);
-  const image = await makeImage(shape);
+  const picked = chosen ?? await chooseImage('synthetic', shape);
+  const image = picked.data;
   const raw = Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength);
   const inferPath = `/v2/models/${encodeURIComponent(name)}/infer`;
   const tensorShape = [1, height, width, channels];
@@ -95,12 +133,13 @@ export async function buildPayloads(shape: ModelShape): Promise<Payloads> {
   return {
     model: shape,
     image,
+    imageDescription: picked.description,
     pixels,
     http: {
       'rest-raw': {
         method: 'POST',
         path: `/v1/models/${encodeURIComponent(name)}/classify`,
-        headers: { 'content-type': 'image/png' },
+        headers: { 'content-type': picked.contentType },
         body: image,
       },
       'rest-v2-json': { method: 'POST', path: inferPath, headers: { 'content-type': 'application/json' }, body: json },

@@ -6,15 +6,18 @@ import { grpcSender } from './grpc-driver.ts';
 import { closedLoop, openLoop, type Arrivals, type LoopResult, type LoopTiming } from './loops.ts';
 import type { Kind, Payloads } from './requests.ts';
 import { metricsDelta, scrapeMetrics, type ServerSideStats } from './server-metrics.ts';
+import type { PeerName } from '../peers/peer-process.ts';
 import type { ServerHandle } from './server-process.ts';
 import { summarize, type LatencySummary } from './stats.ts';
 
 export interface PointResult {
   kind: Kind;
+  /** A peer server (bench/peers) instead of ours. */
+  peer?: PeerName;
   mode: 'closed' | 'open';
   /** Closed loop: callers (REST: connections). */
   concurrency?: number;
-  /** Open loop: requests per second offered, and as a fraction of the kind's saturation. */
+  /** Open loop: requests per second offered, and as a fraction of the kind's saturation (a peer: of OUR saturation). */
   offeredRate?: number;
   loadFraction?: number;
   /** Successful requests (one image each) per second, completed in the window. */
@@ -33,8 +36,13 @@ export interface PointResult {
   autocannon?: AutocannonSummary;
 }
 
+/** What a point is driven against: our server, or a peer (REST only, no /metrics). */
+export type SweepTarget = Pick<ServerHandle, 'baseUrl' | 'grpcAddress' | 'memory'>;
+
 export interface SweepContext {
-  server: ServerHandle;
+  server: SweepTarget;
+  /** Set when `server` is a peer: its points are tagged, and /metrics is not scraped. */
+  peer?: PeerName;
   payloads: Payloads;
   timing: LoopTiming;
   arrivals: Arrivals;
@@ -70,14 +78,15 @@ async function drive(ctx: SweepContext, kind: Kind, load: Load): Promise<LoopRes
 
 export async function runPoint(ctx: SweepContext, kind: Kind, load: Load): Promise<PointResult> {
   const before = await ctx.server.memory();
-  const metricsBefore = await scrapeMetrics(ctx.server.baseUrl);
+  const metricsBefore = ctx.peer ? undefined : await scrapeMetrics(ctx.server.baseUrl);
   const result = await drive(ctx, kind, load);
-  const metricsAfter = await scrapeMetrics(ctx.server.baseUrl);
+  const metricsAfter = ctx.peer ? undefined : await scrapeMetrics(ctx.server.baseUrl);
   const after = await ctx.server.memory();
   const { recorder } = result;
   const server = metricsDelta(metricsBefore, metricsAfter);
   const point: PointResult = {
     kind,
+    ...(ctx.peer ? { peer: ctx.peer } : {}),
     mode: load.mode,
     ...(load.mode === 'closed' ? { concurrency: load.concurrency } : { offeredRate: load.rate, loadFraction: load.fraction }),
     throughput: recorder.throughput(),
@@ -121,6 +130,24 @@ export async function runSweep(ctx: SweepContext, plan: SweepPlan): Promise<Poin
   return points;
 }
 
+/**
+ * A peer on `rest-raw`: the same closed-loop concurrencies, then the same open-loop rates as
+ * ours — computed from OUR saturation, so "p99 at 50 %" is the same arrival rate for both.
+ */
+export async function runPeerSweep(ctx: SweepContext, concurrencies: number[], rates: { rate: number; fraction: number }[]): Promise<PointResult[]> {
+  const points: PointResult[] = [];
+  for (const concurrency of concurrencies) points.push(await runPoint(ctx, 'rest-raw', { mode: 'closed', concurrency }));
+  for (const { rate, fraction } of rates) points.push(await runPoint(ctx, 'rest-raw', { mode: 'open', rate, fraction }));
+  return points;
+}
+
+/** The open-loop rates a sweep offered ours for one kind: what the peers are offered too. */
+export function openRates(points: PointResult[], kind: Kind): { rate: number; fraction: number }[] {
+  return points
+    .filter((p) => p.kind === kind && p.mode === 'open' && !p.peer)
+    .map((p) => ({ rate: p.offeredRate ?? 0, fraction: p.loadFraction ?? 0 }));
+}
+
 export interface KindSummary {
   kind: Kind;
   /** Highest closed-loop throughput, and the concurrency that reached it. */
@@ -141,6 +168,7 @@ export interface KindSummary {
   overEngine?: number;
 }
 
+/** Per kind, over the points given (one server's: ours, or one peer's). */
 export function summarizeKinds(points: PointResult[], engineRate?: number): KindSummary[] {
   const kinds = [...new Set(points.map((p) => p.kind))];
   return kinds.map((kind) => {
@@ -168,6 +196,66 @@ export function summarizeKinds(points: PointResult[], engineRate?: number): Kind
     if (engineRate && best) summary.overEngine = best.throughput / engineRate;
     return summary;
   });
+}
+
+/** Ours ÷ a peer on the same kind, same run (issue 15's three ratios; targets vs Ray Serve). */
+export interface PeerComparison {
+  /** Saturation, ours ÷ peer (Ray: target ≥ 1.35). */
+  saturation?: number;
+  /** One client at a time, p50 latency, ours ÷ peer (Ray: target ≤ 0.4). */
+  oneClientP50?: number;
+  /** p99 at the same Poisson rate (50 % of OUR saturation), ours ÷ peer (Ray: target ≤ 0.5). */
+  p99At50?: number;
+}
+
+export function comparePeer(ours: KindSummary | undefined, peer: KindSummary | undefined): PeerComparison {
+  const ratio = (a: number | undefined, b: number | undefined) =>
+    (a !== undefined && b !== undefined && Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : undefined);
+  const c: PeerComparison = {};
+  const saturation = ratio(ours?.saturation, peer?.saturation);
+  const oneClientP50 = ratio(ours?.unloadedP50Ms, peer?.unloadedP50Ms);
+  const p99At50 = ratio(ours?.p99At50Ms, peer?.p99At50Ms);
+  if (saturation !== undefined) c.saturation = saturation;
+  if (oneClientP50 !== undefined) c.oneClientP50 = oneClientP50;
+  if (p99At50 !== undefined) c.p99At50 = p99At50;
+  return c;
+}
+
+/** Does the peer answer like ours: the same image's top-5 from each. */
+export interface AnswerCheck {
+  oursTop5: { index: number; score: number }[];
+  peerTop5: { index: number; score: number }[];
+  sameTop1: boolean;
+  /** Largest |score difference| over the classes both top-5 lists hold. */
+  maxScoreDiff: number;
+  /** The same, ÷ our top-1 score (random weights give near-uniform scores: ~1/classes). */
+  maxRelativeScoreDiff: number;
+}
+
+export interface PeerRun {
+  name: PeerName;
+  description: string;
+  settings: Record<string, string | number>;
+  /** Spawn to first answer, s. */
+  startSeconds?: number;
+  rssIdleKiB?: number;
+  rssEndKiB?: number;
+  points: PointResult[];
+  summary?: KindSummary;
+  comparison?: PeerComparison;
+  answer?: AnswerCheck;
+  /** Why this peer has no points (it failed to start or died). */
+  error?: string;
+}
+
+/** The peers' Python environment, as the run found or made it. */
+export interface PeerEnvironment {
+  venv: string;
+  versions: Record<string, string>;
+  installSeconds: number;
+  sizeMiB: number;
+  madeThisRun: boolean;
+  onnx: string;
 }
 
 export interface HostInfo {
@@ -201,7 +289,14 @@ export interface LoadRun {
   rssIdleKiB: number;
   rssEndKiB: number;
   engineRate?: number;
+  /** The image of rest-raw and grpc-classify (`--image`). */
+  image?: string;
   points: PointResult[];
   summary: KindSummary[];
+  /** Peer servers on rest-raw (bench/peers), each with its points and ratios against ours. */
+  peers?: PeerRun[];
+  peerEnvironment?: PeerEnvironment;
+  /** Why no peer ran, when peers were asked for and none could. */
+  peersSkipped?: string;
 }
 
