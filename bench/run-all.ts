@@ -2,9 +2,11 @@
 // check (bench/load/cli.ts), one after the other, each in its own process so they never share
 // cores or a heap; docs/benchmarks.md and its plots are rewritten from what they measured.
 //
-//   npm run bench [-- [--smoke] [--skip-engine] [--skip-load] [--skip-memory] [--doc FILE] [--svg-dir DIR] [-- ARGS…]]
+//   npm run bench [-- [--smoke] [--skip-engine] [--skip-load] [--skip-memory] [--peers LIST] [--doc FILE] [--svg-dir DIR] [-- ARGS…]]
 //
 // ARGS after a second `--` go to the service sweep (e.g. `--seconds 10 --kinds grpc-infer`).
+// --peers: the peer servers the sweep compares ours with on rest-raw (bench/peers; default
+// ray,fastapi, 'none' for none); the smoke run has none (its model and kinds leave them out).
 // --smoke: a few seconds per step on the small embedded model, output under bench/.cache/:
 // proves the tools work, measures nothing worth keeping.
 import { spawn } from 'node:child_process';
@@ -27,6 +29,7 @@ const { values: args, positionals: extra } = parseArgs({
     'skip-memory': { type: 'boolean', default: false },
     doc: { type: 'string' },
     'svg-dir': { type: 'string' },
+    peers: { type: 'string' },
   },
   allowPositionals: true,
 });
@@ -38,7 +41,7 @@ const doc = args.doc ?? (args.smoke ? path.join(smokeDir, 'benchmarks.md') : 'do
 const svgDir = args['svg-dir'] ?? path.join(path.dirname(doc), 'benchmarks');
 const docArgs = ['--doc', doc, '--svg-dir', svgDir];
 const smokeSweep = ['--model', 'fashion-mnist', '--kinds', 'rest-v2-binary,grpc-infer', '--concurrency', '1,4', '--loads', '50,100',
-  '--seconds', '2', '--warmup', '0.5', '--out', path.join(smokeDir, 'results', 'load-smoke.json')];
+  '--seconds', '2', '--warmup', '0.5', '--peers', 'none', '--out', path.join(smokeDir, 'results', 'load-smoke.json')];
 const smokeEngine = ['--models', 'densenet-bc-100', '--batches', '8', '--iters', '3', '--warmup', '1', '--rounds', '1',
   '--candidates', 'ours', '--json', path.join(smokeDir, 'results', 'engine-smoke.json')];
 const resultsDir = path.join(ROOT, args.smoke ? path.join(smokeDir, 'results') : 'bench/results');
@@ -118,7 +121,7 @@ if (!args['skip-engine']) {
 }
 
 if (!args['skip-load']) {
-  const sweepArgs = [...(args.smoke ? smokeSweep : []), ...docArgs, ...extra];
+  const sweepArgs = [...(args.smoke ? smokeSweep : []), ...(args.peers !== undefined ? ['--peers', args.peers] : []), ...docArgs, ...extra];
   if (!flag(sweepArgs, 'engine-rate')) {
     const model = flag(sweepArgs, 'model') ?? 'densenet-bc-100-k12';
     const batch = Number(flag(sweepArgs, 'max-batch') ?? 8);
