@@ -1,6 +1,7 @@
 // `npm run bench`: the engine table (bench/engine.ts), then the service sweep and the memory
-// check (bench/load/cli.ts), one after the other, each in its own process so they never share
-// cores or a heap; docs/benchmarks.md and its plots are rewritten from what they measured.
+// check (bench/load/cli.ts), then the overload run with C load generators (bench/overload/cli.ts;
+// --skip-overload leaves it out), one after the other, each in its own process so they never
+// share cores or a heap; docs/benchmarks.md and its plots are rewritten from what they measured.
 //
 //   npm run bench [-- [--smoke] [--skip-engine] [--skip-load] [--skip-memory] [--peers LIST] [--doc FILE] [--svg-dir DIR] [-- ARGS…]]
 //
@@ -19,6 +20,7 @@ import { readDoc, replaceSection } from './load/report.ts';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const ENGINE = path.join(ROOT, 'bench/engine.ts');
 const LOAD = path.join(ROOT, 'bench/load/cli.ts');
+const OVERLOAD = path.join(ROOT, 'bench/overload/cli.ts');
 process.chdir(ROOT);
 
 const { values: args, positionals: extra } = parseArgs({
@@ -27,6 +29,7 @@ const { values: args, positionals: extra } = parseArgs({
     'skip-engine': { type: 'boolean', default: false },
     'skip-load': { type: 'boolean', default: false },
     'skip-memory': { type: 'boolean', default: false },
+    'skip-overload': { type: 'boolean', default: false },
     doc: { type: 'string' },
     'svg-dir': { type: 'string' },
     peers: { type: 'string' },
@@ -47,6 +50,8 @@ const smokeEngine = ['--models', 'densenet-bc-100', '--batches', '8', '--iters',
 const resultsDir = path.join(ROOT, args.smoke ? path.join(smokeDir, 'results') : 'bench/results');
 const smokeMemory = ['--model', 'fashion-mnist', '--requests', '300', '--sample-every', '50', '--memory-concurrency', '4',
   '--out', path.join(smokeDir, 'results', 'load-memory-smoke.json')];
+const smokeOverload = ['--model', 'fashion-mnist', '--capacity-seconds', '2', '--multiple', '3', '--seconds', '3', '--tail', '3',
+  '--out', path.join(smokeDir, 'results', 'overload-smoke.json')];
 
 /** Runs a TypeScript entry in a child Node: its exit code, and its stdout when asked to capture it. */
 function run(script: string, scriptArgs: string[], capture = false): Promise<{ code: number; out: string }> {
@@ -135,7 +140,11 @@ if (!args['skip-memory']) {
   await mustRun(LOAD, ['--memory', ...(args.smoke ? smokeMemory : []), ...docArgs]).catch((err: Error) => failures.push(err.message));
 }
 
-if (!args['skip-engine'] || !args['skip-load'] || !args['skip-memory']) console.log(`\n${doc} and ${svgDir}/ rewritten.`);
+if (!args['skip-overload']) {
+  await mustRun(OVERLOAD, [...(args.smoke ? smokeOverload : []), '--doc', doc]).catch((err: Error) => failures.push(err.message));
+}
+
+if (!args['skip-engine'] || !args['skip-load'] || !args['skip-memory'] || !args['skip-overload']) console.log(`\n${doc} and ${svgDir}/ rewritten.`);
 if (failures.length) {
   console.error(`failed: ${failures.join('; ')}`);
   process.exit(1);

@@ -21,9 +21,12 @@ import { overloadTable, writeOverloadReport, type OverloadRun } from './report.t
 const USAGE = `usage: node --import tsx bench/overload/cli.ts [options]
   --model name            densenet121 (default), densenet-bc-100, any DenseNet preset, or fashion-mnist (embedded)
   --seconds n             measurement window under overload (default 30)
-  --warmup n, --tail n    load before / after the window, not judged (default 2, 5)
+  --warmup n              load before the window, not judged (default 2)
+  --tail n                load after the window, not judged, while the window's answers come back
+                          (default: 1.5 × maxQueueSize ÷ capacity + 2 s, at least 5, at most 60)
   --multiple x            offered rate as a multiple of the measured capacity (default 10)
-  --capacity-seconds n    capacity window, closed loop (default 5, after 1 s of warm-up)
+  --rate n                offered req/s instead (e.g. the 10× of a quiet machine's capacity on a busy one)
+  --capacity-seconds n    capacity window, closed loop (default 5, after 2 s of warm-up)
   --capacity-callers n    closed-loop callers (default 2 × workers × maxBatchSize)
   --transports list       http,grpc (default both, half the rate each), or one of them
   --max-batch n, --max-queue n   batching of a generated model (default 8, 128)
@@ -47,8 +50,9 @@ const { values: args } = parseArgs({
     model: { type: 'string', default: 'densenet121' },
     seconds: { type: 'string', default: '30' },
     warmup: { type: 'string', default: '2' },
-    tail: { type: 'string', default: '5' },
+    tail: { type: 'string' },
     multiple: { type: 'string', default: '10' },
+    rate: { type: 'string' },
     'capacity-seconds': { type: 'string', default: '5' },
     'capacity-callers': { type: 'string' },
     transports: { type: 'string', default: 'http,grpc' },
@@ -106,7 +110,6 @@ if (transports.length === 0 || transports.some((t) => t !== 'http' && t !== 'grp
 }
 const windowS = positive('seconds', args.seconds);
 const warmupS = nonNegative('warmup', args.warmup);
-const tailS = nonNegative('tail', args.tail);
 const multiple = positive('multiple', args.multiple);
 const capacitySeconds = positive('capacity-seconds', args['capacity-seconds']);
 const maxBatchSize = positive('max-batch', args['max-batch'], true);
@@ -177,14 +180,19 @@ try {
   const payloads = await writePayloads(path.join(CACHE_DIR, 'overload'), repo.name);
   await checkGrpcBody(server, payloads);
   const phase = { server, payloads, transports: transports as Transport[], generatorCpus, wrkThreads };
-  log(`capacity: closed loop, ${callers} callers, ${capacitySeconds} s after 1 s of warm-up`);
-  const capacity = await measureCapacity({ ...phase, warmupS: 1, windowS: capacitySeconds, tailS: 0 }, callers);
-  const rate = multiple * capacity.imagesPerS;
+  log(`capacity: closed loop, ${callers} callers, ${capacitySeconds} s after 2 s of warm-up`);
+  // The tail keeps the callers busy past the window's last scrape: stopping the generators
+  // cancels the calls in flight, which the server would count in the window.
+  const capacity = await measureCapacity({ ...phase, warmupS: 2, windowS: capacitySeconds, tailS: 1 }, callers);
+  const rate = args.rate !== undefined ? positive('rate', args.rate) : multiple * capacity.imagesPerS;
+  // An accepted request waits for the queue ahead of it: up to maxQueueSize ÷ capacity.
+  const tailS = args.tail !== undefined ? nonNegative('tail', args.tail)
+    : Math.min(60, Math.max(5, Math.ceil((1.5 * batching.maxQueueSize) / capacity.imagesPerS + 2)));
   const share = transports.length === 2 ? rate / 2 : rate;
   // An open loop needs a free connection (stream) for every request in flight: rate × latency.
   const httpConnections = args['http-connections'] !== undefined ? positive('http-connections', args['http-connections'], true) : Math.max(64, Math.ceil(share * headroomS));
   const grpcConnections = args['grpc-connections'] !== undefined ? positive('grpc-connections', args['grpc-connections'], true) : Math.max(2, Math.ceil((share * headroomS) / grpcStreams));
-  log(`capacity ${capacity.imagesPerS.toFixed(1)} img/s; offering ${rate.toFixed(0)} req/s (${multiple}×) for ${warmupS} + ${windowS} + ${tailS} s`);
+  log(`capacity ${capacity.imagesPerS.toFixed(1)} img/s; offering ${rate.toFixed(0)} req/s (${(rate / capacity.imagesPerS).toFixed(1)}×) for ${warmupS} + ${windowS} + ${tailS} s`);
   const overload = await runOverload({
     ...phase, warmupS, windowS, tailS, rate, httpConnections, grpcConnections, grpcStreams, samplerRate, probeIntervalMs,
   });

@@ -55,7 +55,7 @@ export function overloadTable(run: OverloadRun): string {
   const rows = [
     `| | HTTP/1.1, wrk | gRPC, h2load (+ sampler) | together |`,
     '|---|---:|---:|---:|',
-    `| offered req/s (target) ${col(http && `${f(http.offeredRate)} (${f(http.targetRate)})`, grpc && `${f(grpc.h2load.offeredRate + grpc.samplerRate)} (${f(grpc.targetRate)})`, `${f((http?.offeredRate ?? 0) + (grpc ? grpc.h2load.offeredRate + grpc.samplerRate : 0))} (${f(o.rate)} = ${run.multiple}× ${f(cap)})`)}`,
+    `| offered req/s (target) ${col(http && `${f(http.offeredRate)} (${f(http.targetRate)})`, grpc && `${f(grpc.h2load.offeredRate + grpc.samplerRate)} (${f(grpc.targetRate)})`, `${f((http?.offeredRate ?? 0) + (grpc ? grpc.h2load.offeredRate + grpc.samplerRate : 0))} (${f(o.rate)} = ${f(o.rate / cap, 1)}× ${f(cap)})`)}`,
     `| completed (200 / OK) ${col(http && int(http.byStatus['200'] ?? 0), grpc && `${int(grpc.serverOutcomes.OK ?? 0)} (server count)`)}`,
     `| refused (429 / RESOURCE_EXHAUSTED) ${col(http && int(http.byStatus['429'] ?? 0), grpc && `${int(grpc.serverOutcomes.RESOURCE_EXHAUSTED ?? 0)} (server count)`)}`,
     `| other answers / no answer ${col(http && `${int(others(http.byStatus, ['200', '429']))} / ${int(http.unanswered)}`,
@@ -71,7 +71,7 @@ export function overloadTable(run: OverloadRun): string {
   const refusalP99 = Math.max(http?.refusal.p99Ms ?? -Infinity, grpc?.sampler.refusal.p99Ms ?? -Infinity);
   const validity = [
     ...(http ? [`HTTP offered ${f(http.offeredRate / http.targetRate * 100, 0)} % of its target ${mark(http.offeredRate >= 0.9 * http.targetRate)}` +
-      `, sends behind schedule p99 ${f(http.lateP99Ms, 1)} ms (${int(http.lateOver10Ms)} > 10 ms late: too few connections if many)` +
+      `, sends behind schedule p99 ${f(http.lateP99Ms, 1)} ms (${int(http.lateOver10Ms)} sends > 10 ms late: many mean too few connections or a generator short of CPU)` +
       `${http.wrkErrors.connect + http.wrkErrors.read + http.wrkErrors.write ? `, socket errors ${JSON.stringify(http.wrkErrors)}` : ''}` +
       `; ${int(http.unanswered)} of ${int(http.sent)} sent in the window had no answer when wrk stopped ${mark(http.unanswered <= 0.01 * http.sent)}` +
       `${http.unanswered > 0.01 * http.sent ? ' (a longer --tail: the latencies above leave them out)' : ''}`] : []),
@@ -83,7 +83,7 @@ export function overloadTable(run: OverloadRun): string {
     `Overload: ${run.modelDescription}, maxQueueSize ${run.maxQueueSize}; capacity ${f(cap)} img/s (closed loop, ${run.capacityCallers} callers` +
       `${run.capacity.httpCompleted !== undefined && run.capacity.grpcAnswered !== undefined ? `: ${int(run.capacity.httpCompleted)} HTTP + ${int(run.capacity.grpcAnswered)} gRPC answers` : ''}` +
       `; wrk ${cpu(run.capacity.generators.wrk)}, h2load ${cpu(run.capacity.generators.h2load)}, server ${cpu(run.capacity.serverCpu)}); ` +
-      `${run.multiple}× offered for ${o.warmupS} + **${o.windowS}** + ${o.tailS} s (warm-up, judged window, tail); ${run.host.cpus} CPUs, load average ${run.host.loadAverage.join(' ')} at the start.`,
+      `${f(o.rate / cap, 1)}× offered for ${o.warmupS} + **${o.windowS}** + ${o.tailS} s (warm-up, judged window, tail); ${run.host.cpus} CPUs, load average ${run.host.loadAverage.join(' ')} at the start.`,
     '',
     ...rows,
     '',
