@@ -35,9 +35,10 @@ const USAGE = `usage: node --import tsx bench/overload/cli.ts [options]
   --server-cpus list      pin the server and its workers (taskset -c list)
   --generator-cpus list   pin wrk and h2load (taskset -c list); pin this process with taskset around the command
   --wrk-threads n         wrk threads (default 1)
-  --headroom-seconds n    size the generators' connections so that answers this slow keep the schedule (default 10)
-  --http-connections n    wrk connections (default: the HTTP rate × headroom, at least 64)
-  --grpc-connections n    h2load connections (default: the gRPC rate × headroom ÷ --grpc-streams, at least 2)
+  --headroom-seconds n    size the generators' connections for maxQueueSize accepted requests in flight plus
+                          refusals this slow (default 3): wrk connections, h2load streams
+  --http-connections n    wrk connections (default: maxQueueSize + HTTP rate × headroom)
+  --grpc-connections n    h2load connections (default: (maxQueueSize + gRPC rate × headroom) ÷ --grpc-streams, at least 2)
   --grpc-streams n        streams per h2load connection at most (default 100, the server's GRPC_MAX_CONCURRENT_STREAMS)
   --sampler-rate n        gRPC calls/s timed per grpc-status by this process (default 20, part of the gRPC rate)
   --probe-interval-ms n   readiness probe period (default 20)
@@ -63,7 +64,7 @@ const { values: args } = parseArgs({
     'server-cpus': { type: 'string' },
     'generator-cpus': { type: 'string' },
     'wrk-threads': { type: 'string', default: '1' },
-    'headroom-seconds': { type: 'string', default: '10' },
+    'headroom-seconds': { type: 'string', default: '3' },
     'http-connections': { type: 'string' },
     'grpc-connections': { type: 'string' },
     'grpc-streams': { type: 'string', default: '100' },
@@ -146,7 +147,7 @@ function ensureGenerators(): void {
 
 function toolVersions(): Record<string, string> {
   const first = (cmd: string, a: string[]) => (spawnSync(cmd, a, { encoding: 'utf8' }).stdout ?? '').split('\n')[0]?.trim() ?? '';
-  return { wrk: first('wrk', ['-v']), h2load: first('h2load', ['--version']) };
+  return { wrk: first('wrk', ['-v']).replace(/ Copyright.*$/, ''), h2load: first('h2load', ['--version']) };
 }
 
 /** maxBatchSize and maxQueueSize of a model folder, the manifest schema's defaults where absent. */
@@ -189,9 +190,11 @@ try {
   const tailS = args.tail !== undefined ? nonNegative('tail', args.tail)
     : Math.min(60, Math.max(5, Math.ceil((1.5 * batching.maxQueueSize) / capacity.imagesPerS + 2)));
   const share = transports.length === 2 ? rate / 2 : rate;
-  // An open loop needs a free connection (stream) for every request in flight: rate × latency.
-  const httpConnections = args['http-connections'] !== undefined ? positive('http-connections', args['http-connections'], true) : Math.max(64, Math.ceil(share * headroomS));
-  const grpcConnections = args['grpc-connections'] !== undefined ? positive('grpc-connections', args['grpc-connections'], true) : Math.max(2, Math.ceil((share * headroomS) / grpcStreams));
+  // An open loop needs a free connection (stream) for every request in flight: the accepted ones
+  // (the queue's worth at most) and the refusals on their way (rate × refusal latency).
+  const inFlight = batching.maxQueueSize + share * headroomS;
+  const httpConnections = args['http-connections'] !== undefined ? positive('http-connections', args['http-connections'], true) : Math.ceil(inFlight);
+  const grpcConnections = args['grpc-connections'] !== undefined ? positive('grpc-connections', args['grpc-connections'], true) : Math.max(2, Math.ceil(inFlight / grpcStreams));
   log(`capacity ${capacity.imagesPerS.toFixed(1)} img/s; offering ${rate.toFixed(0)} req/s (${(rate / capacity.imagesPerS).toFixed(1)}×) for ${warmupS} + ${windowS} + ${tailS} s`);
   const overload = await runOverload({
     ...phase, warmupS, windowS, tailS, rate, httpConnections, grpcConnections, grpcStreams, samplerRate, probeIntervalMs,

@@ -22,7 +22,13 @@ export function grpcCall(session: http2.ClientHttp2Session, path: string, body: 
   return new Promise((resolve) => {
     let grpcStatus: number | undefined;
     let error: string | undefined;
-    const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', 'te': 'trailers' });
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', 'te': 'trailers' });
+    } catch (err) {
+      resolve({ sentUs, grpcStatus: undefined, ms: performance.now() - t0, error: (err as Error).message });
+      return;
+    }
     const timer = setTimeout(() => {
       error = `no answer within ${timeoutMs} ms`;
       stream.close(http2.constants.NGHTTP2_CANCEL);
@@ -43,34 +49,61 @@ export function grpcCall(session: http2.ClientHttp2Session, path: string, body: 
   });
 }
 
+/** A session to the gRPC port; `events` collects how sessions ended (errors, GOAWAY codes). */
+export function openSession(port: number, events?: string[]): http2.ClientHttp2Session {
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  session.on('error', (err: Error) => events?.push(`error: ${err.message}`));
+  session.on('goaway', (code: number) => events?.push(`GOAWAY ${code}`));
+  return session;
+}
+
 export function connect(port: number): Promise<http2.ClientHttp2Session> {
   return new Promise((resolve, reject) => {
     const session = http2.connect(`http://127.0.0.1:${port}`);
-    session.once('connect', () => resolve(session));
+    session.once('connect', () => {
+      session.off('error', reject);
+      resolve(session);
+    });
     session.once('error', reject);
   });
 }
 
-/** Open loop: one call every 1000 / ratePerS ms whatever the answers, until stopped. */
+/**
+ * Open loop: one call every 1000 / ratePerS ms whatever the answers, until stopped. A session
+ * the server closes or breaks is replaced (and recorded in `events`).
+ */
 export class GrpcSampler {
+  readonly events: string[] = [];
   private readonly calls: Array<Promise<GrpcCall>> = [];
+  private readonly sessions: http2.ClientHttp2Session[] = [];
   private readonly timer: NodeJS.Timeout;
   private issued = 0;
 
-  constructor(private readonly session: http2.ClientHttp2Session, path: string, body: Buffer, ratePerS: number) {
+  constructor(port: number, path: string, body: Buffer, ratePerS: number) {
     const start = performance.now();
+    let session = this.open(port);
     // Catch up by the schedule, not by the ticks: a late tick sends what was due meanwhile.
     this.timer = setInterval(() => {
       const due = Math.floor(((performance.now() - start) * ratePerS) / 1000) + 1;
-      for (; this.issued < due; this.issued++) this.calls.push(grpcCall(session, path, body));
+      for (; this.issued < due; this.issued++) {
+        if (session.closed || session.destroyed) session = this.open(port);
+        this.calls.push(grpcCall(session, path, body));
+      }
     }, Math.max(1, Math.min(20, 1000 / ratePerS)));
+  }
+
+  private open(port: number): http2.ClientHttp2Session {
+    if (this.sessions.length > 0) this.events.push('new session');
+    const session = openSession(port, this.events);
+    this.sessions.push(session);
+    return session;
   }
 
   /** Stops sending; resolves with every call once all have settled. */
   async stop(): Promise<GrpcCall[]> {
     clearInterval(this.timer);
     const calls = await Promise.all(this.calls);
-    this.session.close();
+    for (const session of this.sessions) session.close();
     return calls;
   }
 }

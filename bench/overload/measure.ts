@@ -7,7 +7,7 @@ import os from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { percentile } from '../load/stats.ts';
 import type { ServerHandle } from '../load/server-process.ts';
-import { metricSum, Poller, scrape, type MetricSeries } from '../../test/chaos/harness/probes.ts';
+import { metricSum, parseMetrics, Poller, type MetricSeries } from '../../test/chaos/harness/probes.ts';
 import { descendantsOf } from '../../test/helpers/child-processes.ts';
 import { cpuMs } from '../../test/helpers/process-cpu.ts';
 import type { GeneratorRun } from './generator-process.ts';
@@ -77,15 +77,32 @@ interface Edge {
   metrics: MetricSeries;
   serverCpuMs: number;
   benchCpu: NodeJS.CpuUsage;
+  /** Scrapes that failed before this one answered (with why). */
+  failedScrapes: string[];
 }
 
+/**
+ * /metrics at one of the window's edges. Under overload the server may take seconds to answer;
+ * a scrape that fails (reset, or no answer in 30 s) is retried on a new connection, and counted.
+ */
 async function edge(server: ServerHandle): Promise<Edge> {
-  const benchCpu = process.cpuUsage();
-  const serverCpu = serverCpuMs(server.pid);
-  const sent = epochUs();
-  const metrics = await scrape(server.httpPort);
-  const answered = epochUs();
-  return { atUs: (sent + answered) / 2, uncertaintyMs: (answered - sent) / 2000, metrics, serverCpuMs: serverCpu, benchCpu };
+  const failedScrapes: string[] = [];
+  for (;;) {
+    const benchCpu = process.cpuUsage();
+    const serverCpu = serverCpuMs(server.pid);
+    const sent = epochUs();
+    try {
+      const res = await fetch(`${server.baseUrl}/metrics`, { signal: AbortSignal.timeout(30_000), headers: { connection: 'close' } });
+      if (res.status !== 200) throw new Error(`answered ${res.status}`);
+      const metrics = parseMetrics(await res.text());
+      const answered = epochUs();
+      return { atUs: (sent + answered) / 2, uncertaintyMs: (answered - sent) / 2000, metrics, serverCpuMs: serverCpu, benchCpu, failedScrapes };
+    } catch (err) {
+      const cause = (err as Error & { cause?: Error }).cause;
+      failedScrapes.push(`after ${((epochUs() - sent) / 1000).toFixed(0)} ms: ${(err as Error).message}${cause ? ` (${cause.message})` : ''}`);
+      if (failedScrapes.length >= 3) throw new Error(`GET /metrics failed 3 times: ${failedScrapes.join('; ')}`);
+    }
+  }
 }
 
 /** What the server counted between two scrapes. */
@@ -97,6 +114,8 @@ export interface ServerCounts {
   /** Between the two scrapes, s (± uncertaintyMs). */
   seconds: number;
   uncertaintyMs: number;
+  /** Scrapes that had to be retried. */
+  failedScrapes: string[];
 }
 
 const OUTCOMES: Record<Transport, string[]> = { http: ['2xx', '4xx', '5xx'], grpc: ['OK', 'RESOURCE_EXHAUSTED', 'UNAVAILABLE', 'DEADLINE_EXCEEDED', 'CANCELLED', 'INVALID_ARGUMENT', 'INTERNAL'] };
@@ -114,6 +133,7 @@ function serverCounts(a: Edge, b: Edge): ServerCounts {
     requests,
     seconds: (b.atUs - a.atUs) / 1e6,
     uncertaintyMs: a.uncertaintyMs + b.uncertaintyMs,
+    failedScrapes: [...a.failedScrapes, ...b.failedScrapes],
   };
 }
 
@@ -239,7 +259,7 @@ export interface GrpcOverload {
    */
   refusalP99Bounds: { lowMs: number; highMs: number; refusedFraction: number };
   /** The sampler's calls sent in the window, by grpc-status, timed per status. */
-  sampler: { sent: number; byStatus: Record<string, number>; refusal: Latency; completion: Latency };
+  sampler: { sent: number; byStatus: Record<string, number>; refusal: Latency; completion: Latency; sessionEvents: Record<string, number> };
   generator: CpuShare;
   args: string[];
 }
@@ -283,7 +303,6 @@ export async function runOverload(s: OverloadSettings): Promise<OverloadResult> 
   const h2Rate = grpcRate - samplerRate;
   const seconds = Math.ceil(s.warmupS + s.windowS + s.tailS);
 
-  const session = grpcRate > 0 ? await connect(s.server.grpcPort) : undefined;
   const lag = monitorEventLoopDelay({ resolution: 5 });
   lag.enable();
   const start = performance.now();
@@ -296,7 +315,7 @@ export async function runOverload(s: OverloadSettings): Promise<OverloadResult> 
     url: `http://${s.server.grpcAddress}${GRPC_CLASSIFY_PATH}`, bodyFile: s.payloads.grpcFile,
     connections: s.grpcConnections, streams: s.grpcStreams, seconds, rate: h2Rate, cpus: s.generatorCpus,
   }) : undefined;
-  const sampler = session && samplerRate > 0 ? new GrpcSampler(session, GRPC_CLASSIFY_PATH, s.payloads.grpcBody, samplerRate) : undefined;
+  const sampler = samplerRate > 0 ? new GrpcSampler(s.server.grpcPort, GRPC_CLASSIFY_PATH, s.payloads.grpcBody, samplerRate) : undefined;
   const poller = new Poller(s.server.httpPort, '/v2/health/ready', s.probeIntervalMs);
 
   await sleepUntil(start + s.warmupS * 1000);
@@ -374,6 +393,7 @@ export async function runOverload(s: OverloadSettings): Promise<OverloadResult> 
         byStatus: byKey(sampled, (c) => (c.grpcStatus === undefined ? `none (${c.error ?? '?'})` : String(c.grpcStatus))),
         refusal: latency(sampled.filter((c) => c.grpcStatus === 8).map((c) => c.ms)),
         completion: latency(sampled.filter((c) => c.grpcStatus === 0).map((c) => c.ms)),
+        sessionEvents: byKey(sampler?.events ?? [], (e) => e),
       },
       generator: h ? generatorShare(h.process) : share(0, 1),
       args: h?.args ?? [],

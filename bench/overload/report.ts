@@ -76,7 +76,9 @@ export function overloadTable(run: OverloadRun): string {
       `; ${int(http.unanswered)} of ${int(http.sent)} sent in the window had no answer when wrk stopped ${mark(http.unanswered <= 0.01 * http.sent)}` +
       `${http.unanswered > 0.01 * http.sent ? ' (a longer --tail: the latencies above leave them out)' : ''}`] : []),
     ...(grpc ? [`gRPC offered ${f(((grpc.h2load.offeredRate + grpc.samplerRate) / grpc.targetRate) * 100, 0)} % of its target ${mark(grpc.h2load.offeredRate + grpc.samplerRate >= 0.9 * grpc.targetRate)}` +
-      ` (h2load: ${int(grpc.h2load.started)} started, ${int(grpc.h2load.done)} done, ${int(grpc.h2load.errored)} errored, ${int(grpc.h2load.timeout)} timed out over ${f(grpc.h2load.seconds)} s)`] : []),
+      ` (h2load: ${int(grpc.h2load.started)} started, ${int(grpc.h2load.done)} done, ${int(grpc.h2load.errored)} errored, ${int(grpc.h2load.timeout)} timed out over ${f(grpc.h2load.seconds)} s)` +
+      `${Object.keys(grpc.sampler.sessionEvents ?? {}).length ? `; sampler connections: ${Object.entries(grpc.sampler.sessionEvents).map(([e, n]) => `${e} ×${n}`).join(', ')}` : ''}`] : []),
+    ...(o.server.failedScrapes?.length ? [`/metrics scrapes retried: ${o.server.failedScrapes.join('; ')}`] : []),
     `this process (prober, sampler, scrapes): ${cpu(o.benchCpu)}, event-loop delay p99 ${f(o.benchLagP99Ms, 1)} ms (an error bound on the readiness and sampler timings)`,
   ];
   return [
