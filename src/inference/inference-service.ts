@@ -141,6 +141,16 @@ export class InferenceService {
     this.dispatcher.admit(this.servable(name, version).key);
   }
 
+  /**
+   * What any request would be refused with right now, whatever model it names: SHUTTING_DOWN,
+   * or QUEUE_FULL when every model's queue is full; else undefined. For transports that cannot
+   * see the model before reading the whole request.
+   */
+  refusalForAny(): ServeError | undefined {
+    if (this.closed) return new ServeError('SHUTTING_DOWN', 'the server is shutting down');
+    return this.dispatcher.refusalForAny();
+  }
+
   /** Decodes and classifies encoded images; one top-k list per image. */
   async classify(name: string, images: Uint8Array[], topKCount: number, options: RequestOptions = {}): Promise<ClassifyResult> {
     const started = performance.now();

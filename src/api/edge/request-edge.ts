@@ -96,6 +96,17 @@ export class Edge {
     }
   }
 
+  /**
+   * What an inference request would be refused with before the server reads it, whatever model
+   * it names (draining; every model's queue full), or undefined. gRPC asks this when a call's
+   * headers arrive: the model name is inside the message, which grpc-js would otherwise read and
+   * decode whole first.
+   */
+  refusalBeforeReading(): ServeError | undefined {
+    if (this.draining) return new ServeError('SHUTTING_DOWN', 'the server is draining and accepts no new inference requests');
+    return this.deps.service.refusalForAny();
+  }
+
   /** Readiness as probes see it: not while draining, and only with a worker to serve. */
   isReady(model?: string, version?: string): boolean {
     return !this.draining && this.deps.service.isReady(model, version);

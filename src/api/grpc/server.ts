@@ -21,7 +21,8 @@ import type { GRPCInferenceServiceHandlers } from './generated/inference/GRPCInf
 import { widenConnectionWindows, widenStreamWindow } from './flow-control.ts';
 import { DEFAULT_HEALTH_POLL_MS, HealthStatuses } from './health.ts';
 import { modelInfer, modelStreamInfer } from './model-infer.ts';
-import { loadProtos } from './proto.ts';
+import { earlyAdmission } from './early-admission.ts';
+import { CLASSIFIER_SERVICE_NAME, INFERENCE_SERVICE_NAME, loadProtos } from './proto.ts';
 import { receiveTimeout } from './receive-timeout.ts';
 import { repositoryRpcs } from './repository-rpcs.ts';
 import { modelConfigRpc, modelMetadataRpc, modelReady, serverLive, serverMetadataRpc, serverReady } from './server-info.ts';
@@ -78,7 +79,10 @@ export function createGrpcServer(deps: ApiDeps, options: GrpcServerOptions = {})
     'grpc.max_concurrent_streams': config.GRPC_MAX_CONCURRENT_STREAMS,
     // A connection without calls for this long gets a GOAWAY; clients reconnect when needed.
     'grpc.max_connection_idle_ms': config.IDLE_TIMEOUT_MS,
-    interceptors: [receiveTimeout(config.REQUEST_TIMEOUT_MS, log)],
+    interceptors: [
+      receiveTimeout(config.REQUEST_TIMEOUT_MS, log),
+      earlyAdmission(deps.edge, new Set([`/${INFERENCE_SERVICE_NAME}/ModelInfer`, `/${CLASSIFIER_SERVICE_NAME}/Classify`])),
+    ],
   });
   const { edge } = deps;
   const health = new HealthStatuses(deps, options.healthPollMs ?? DEFAULT_HEALTH_POLL_MS);

@@ -136,6 +136,21 @@ export class Dispatcher<TIn, TOut> {
     queue.admit();
   }
 
+  /**
+   * QUEUE_FULL when every model's queue is full (any request would be refused whatever model it
+   * names), else undefined; for a transport that cannot see the model before reading the request
+   * (gRPC: the name is inside the message).
+   */
+  refusalForAny(): ServeError | undefined {
+    let refusal: ServeError | undefined;
+    for (const queue of this.models.values()) {
+      const full = queue.fullError();
+      if (!full) return undefined;
+      refusal ??= full;
+    }
+    return refusal;
+  }
+
   /** Resolves once the model has nothing queued and nothing running (for unloading). */
   async drain(key: string): Promise<void> {
     await Promise.all(this.queuesFor(key).map((q) => q.whenIdle()));

@@ -100,6 +100,11 @@ export class ModelQueue<TIn, TOut> {
     throw this.queueFull();
   }
 
+  /** The QUEUE_FULL error a request would get now, or undefined when there is room. */
+  fullError(): ServeError | undefined {
+    return this.queued < this.opts.maxQueueSize ? undefined : this.queueFull();
+  }
+
   private queueFull(): ServeError {
     const perBatch = this.latency.estimate(this.opts.maxBatchSize);
     return new ServeError('QUEUE_FULL', `the queue of model '${this.key}' is full (${this.opts.maxQueueSize} requests)`, {
