@@ -50,7 +50,7 @@ const smokeEngine = ['--models', 'densenet-bc-100', '--batches', '8', '--iters',
 const resultsDir = path.join(ROOT, args.smoke ? path.join(smokeDir, 'results') : 'bench/results');
 const smokeMemory = ['--model', 'fashion-mnist', '--requests', '300', '--sample-every', '50', '--memory-concurrency', '4',
   '--out', path.join(smokeDir, 'results', 'load-memory-smoke.json')];
-const smokeOverload = ['--model', 'fashion-mnist', '--capacity-seconds', '2', '--multiple', '3', '--seconds', '3', '--tail', '3',
+const smokeOverload = ['--model', 'fashion-mnist', '--capacity-seconds', '2', '--multiple', '3', '--seconds', '3',
   '--out', path.join(smokeDir, 'results', 'overload-smoke.json')];
 
 /** Runs a TypeScript entry in a child Node: its exit code, and its stdout when asked to capture it. */

@@ -185,6 +185,7 @@ try {
   // The tail keeps the callers busy past the window's last scrape: stopping the generators
   // cancels the calls in flight, which the server would count in the window.
   const capacity = await measureCapacity({ ...phase, warmupS: 2, windowS: capacitySeconds, tailS: 1 }, callers);
+  if (capacity.server.endScrapeAfterStopMs > 0) log(`warning: the capacity window's last scrape was answered after a generator stopped: capacity may be off`);
   const rate = args.rate !== undefined ? positive('rate', args.rate) : multiple * capacity.imagesPerS;
   // An accepted request waits for the queue ahead of it: up to maxQueueSize ÷ capacity.
   const tailS = args.tail !== undefined ? nonNegative('tail', args.tail)

@@ -72,6 +72,8 @@ function serverCpuMs(pid: number): number {
 interface Edge {
   /** When the scrape's answer was produced, at best: the midpoint of send and answer, epoch µs. */
   atUs: number;
+  /** When its answer arrived, epoch µs. */
+  answeredUs: number;
   /** Half the scrape's round trip: how far off atUs may be. */
   uncertaintyMs: number;
   metrics: MetricSeries;
@@ -96,7 +98,7 @@ async function edge(server: ServerHandle): Promise<Edge> {
       if (res.status !== 200) throw new Error(`answered ${res.status}`);
       const metrics = parseMetrics(await res.text());
       const answered = epochUs();
-      return { atUs: (sent + answered) / 2, uncertaintyMs: (answered - sent) / 2000, metrics, serverCpuMs: serverCpu, benchCpu, failedScrapes };
+      return { atUs: (sent + answered) / 2, answeredUs: answered, uncertaintyMs: (answered - sent) / 2000, metrics, serverCpuMs: serverCpu, benchCpu, failedScrapes };
     } catch (err) {
       const cause = (err as Error & { cause?: Error }).cause;
       failedScrapes.push(`after ${((epochUs() - sent) / 1000).toFixed(0)} ms: ${(err as Error).message}${cause ? ` (${cause.message})` : ''}`);
@@ -116,11 +118,16 @@ export interface ServerCounts {
   uncertaintyMs: number;
   /** Scrapes that had to be retried. */
   failedScrapes: string[];
+  /**
+   * How long after the first generator stopped the window-end scrape was answered, ms (≤ 0: before).
+   * Positive: the counts include the requests the stopping generator cancelled (a longer tail).
+   */
+  endScrapeAfterStopMs: number;
 }
 
 const OUTCOMES: Record<Transport, string[]> = { http: ['2xx', '4xx', '5xx'], grpc: ['OK', 'RESOURCE_EXHAUSTED', 'UNAVAILABLE', 'DEADLINE_EXCEEDED', 'CANCELLED', 'INVALID_ARGUMENT', 'INTERNAL'] };
 
-function serverCounts(a: Edge, b: Edge): ServerCounts {
+function serverCounts(a: Edge, b: Edge, stoppedUs: number): ServerCounts {
   const requests: Record<string, number> = {};
   for (const transport of ['http', 'grpc'] as const) {
     for (const outcome of OUTCOMES[transport]) {
@@ -134,7 +141,15 @@ function serverCounts(a: Edge, b: Edge): ServerCounts {
     seconds: (b.atUs - a.atUs) / 1e6,
     uncertaintyMs: a.uncertaintyMs + b.uncertaintyMs,
     failedScrapes: [...a.failedScrapes, ...b.failedScrapes],
+    endScrapeAfterStopMs: (b.answeredUs - stoppedUs) / 1000,
   };
+}
+
+/** Epoch µs when the first of the generators ended. */
+function firstEnd(runs: Array<Promise<unknown> | undefined>): { stoppedUs: () => number } {
+  let stoppedUs = Number.POSITIVE_INFINITY;
+  for (const run of runs) void run?.then(() => (stoppedUs = Math.min(stoppedUs, epochUs())), () => undefined);
+  return { stoppedUs: () => stoppedUs };
 }
 
 /** Checks the prepared gRPC body: one call must come back OK before any load. */
@@ -177,12 +192,13 @@ export async function measureCapacity(s: PhaseSettings, callers: number): Promis
     url: `http://${s.server.grpcAddress}${GRPC_CLASSIFY_PATH}`, bodyFile: s.payloads.grpcFile,
     connections: 1, streams: split.grpc, seconds, rate: 0, cpus: s.generatorCpus,
   }) : undefined;
+  const end = firstEnd([wrk, h2]);
   await sleepUntil(start + s.warmupS * 1000);
   const a = await edge(s.server);
   await sleepUntil(start + (s.warmupS + s.windowS) * 1000);
   const b = await edge(s.server);
   const [w, h] = await Promise.all([wrk, h2]);
-  const server = serverCounts(a, b);
+  const server = serverCounts(a, b, end.stoppedUs());
   const from = t0 + s.warmupS * 1e6;
   const to = from + s.windowS * 1e6;
   const done = (sentUs: number, ms: number | undefined) => ms !== undefined && sentUs + ms * 1000 >= from && sentUs + ms * 1000 < to;
@@ -317,6 +333,7 @@ export async function runOverload(s: OverloadSettings): Promise<OverloadResult> 
   }) : undefined;
   const sampler = samplerRate > 0 ? new GrpcSampler(s.server.grpcPort, GRPC_CLASSIFY_PATH, s.payloads.grpcBody, samplerRate) : undefined;
   const poller = new Poller(s.server.httpPort, '/v2/health/ready', s.probeIntervalMs);
+  const end = firstEnd([wrk, h2]);
 
   await sleepUntil(start + s.warmupS * 1000);
   const a = await edge(s.server);
@@ -330,7 +347,7 @@ export async function runOverload(s: OverloadSettings): Promise<OverloadResult> 
   const from = t0 + s.warmupS * 1e6;
   const to = from + s.windowS * 1e6;
   const sentIn = inWindow(from, to);
-  const server = serverCounts(a, b);
+  const server = serverCounts(a, b, end.stoppedUs());
   const result: OverloadResult = {
     rate: s.rate, windowS: s.windowS, warmupS: s.warmupS, tailS: s.tailS,
     server,

@@ -68,7 +68,9 @@ export function overloadTable(run: OverloadRun): string {
     `| generator CPU ${col(http && cpu(http.generator), grpc && cpu(grpc.generator), '')}`,
   ];
   const r = o.readiness;
-  const refusalP99 = Math.max(http?.refusal.p99Ms ?? -Infinity, grpc?.sampler.refusal.p99Ms ?? -Infinity);
+  // The worse of the two transports' (gRPC: the sampler's); NaN when neither saw a refusal.
+  const refusalP99s = [http?.refusal.p99Ms, grpc?.sampler.refusal.p99Ms].filter((v): v is number => v !== undefined && v !== null && Number.isFinite(v));
+  const refusalP99 = refusalP99s.length ? Math.max(...refusalP99s) : Number.NaN;
   const validity = [
     ...(http ? [`HTTP offered ${f(http.offeredRate / http.targetRate * 100, 0)} % of its target ${mark(http.offeredRate >= 0.9 * http.targetRate)}` +
       `, sends behind schedule p99 ${f(http.lateP99Ms, 1)} ms (${int(http.lateOver10Ms)} sends > 10 ms late: many mean too few connections or a generator short of CPU)` +
@@ -78,6 +80,9 @@ export function overloadTable(run: OverloadRun): string {
     ...(grpc ? [`gRPC offered ${f(((grpc.h2load.offeredRate + grpc.samplerRate) / grpc.targetRate) * 100, 0)} % of its target ${mark(grpc.h2load.offeredRate + grpc.samplerRate >= 0.9 * grpc.targetRate)}` +
       ` (h2load: ${int(grpc.h2load.started)} started, ${int(grpc.h2load.done)} done, ${int(grpc.h2load.errored)} errored, ${int(grpc.h2load.timeout)} timed out over ${f(grpc.h2load.seconds)} s)` +
       `${Object.keys(grpc.sampler.sessionEvents ?? {}).length ? `; sampler connections: ${Object.entries(grpc.sampler.sessionEvents).map(([e, n]) => `${e} ×${n}`).join(', ')}` : ''}`] : []),
+    `server counts: the window-end /metrics scrape was answered ${o.server.endScrapeAfterStopMs === undefined ? '(not recorded)'
+      : o.server.endScrapeAfterStopMs > 0 ? `${f(o.server.endScrapeAfterStopMs, 0)} ms after a generator stopped ✗ (they include the calls its stopping cancelled: a longer --tail)`
+        : 'before the generators stopped ✓'}; the window's edges ±${f(o.server.uncertaintyMs, 0)} ms (scrape round trips)`,
     ...(o.server.failedScrapes?.length ? [`/metrics scrapes retried: ${o.server.failedScrapes.join('; ')}`] : []),
     `this process (prober, sampler, scrapes): ${cpu(o.benchCpu)}, event-loop delay p99 ${f(o.benchLagP99Ms, 1)} ms (an error bound on the readiness and sampler timings)`,
   ];
