@@ -180,12 +180,11 @@ try {
   await waitForGrpc(server.grpcAddress, 10_000);
   const payloads = await writePayloads(path.join(CACHE_DIR, 'overload'), repo.name);
   await checkGrpcBody(server, payloads);
-  const phase = { server, payloads, transports: transports as Transport[], generatorCpus, wrkThreads };
+  const phase = { server, serverLog: logFile, payloads, transports: transports as Transport[], generatorCpus, wrkThreads };
   log(`capacity: closed loop, ${callers} callers, ${capacitySeconds} s after 2 s of warm-up`);
-  // The tail keeps the callers busy past the window's last scrape: stopping the generators
-  // cancels the calls in flight, which the server would count in the window.
+  // The tail keeps the callers busy past the window's end: stopping the generators cancels the
+  // calls in flight, which must not end inside the window.
   const capacity = await measureCapacity({ ...phase, warmupS: 2, windowS: capacitySeconds, tailS: 1 }, callers);
-  if (capacity.server.endScrapeAfterStopMs > 0) log(`warning: the capacity window's last scrape was answered after a generator stopped: capacity may be off`);
   const rate = args.rate !== undefined ? positive('rate', args.rate) : multiple * capacity.imagesPerS;
   // An accepted request waits for the queue ahead of it: up to maxQueueSize ÷ capacity.
   const tailS = args.tail !== undefined ? nonNegative('tail', args.tail)

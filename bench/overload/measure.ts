@@ -1,25 +1,33 @@
 // One phase of the overload bench: the C generators (wrk for HTTP/1.1, h2load for gRPC) against
-// a running server for warm-up + window + tail seconds, with /metrics scraped and CPU read at
-// the window's edges, the readiness probe polled and (under overload) the gRPC sampler running.
-// Only requests SENT inside the window are judged; the tail keeps the load on while their
-// answers come back. Two phases: capacity (closed loop) and overload (fixed offered rate).
+// a running server for warm-up + window + tail seconds, with CPU read at the window's edges, the
+// readiness probe polled and (under overload) the gRPC sampler running. Client-side, requests
+// SENT inside the window are judged (the tail keeps the load on while their answers come back);
+// server-side counts are the requests its log says ENDED inside the window (server-log.ts). Two
+// phases: capacity (closed loop) and overload (fixed offered rate).
 import os from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { percentile } from '../load/stats.ts';
 import type { ServerHandle } from '../load/server-process.ts';
-import { metricSum, parseMetrics, Poller, type MetricSeries } from '../../test/chaos/harness/probes.ts';
+import { Poller } from '../../test/chaos/harness/probes.ts';
 import { descendantsOf } from '../../test/helpers/child-processes.ts';
 import { cpuMs } from '../../test/helpers/process-cpu.ts';
 import type { GeneratorRun } from './generator-process.ts';
 import { connect, grpcCall, GrpcSampler, type GrpcCall } from './grpc-sampler.ts';
 import { runH2load, type H2Run } from './h2load.ts';
 import { GRPC_CLASSIFY_PATH, type Payloads } from './payloads.ts';
+import { latency, quantile, type Latency } from './latency.ts';
+import { serverCounts, serverLines, type ServerCounts } from './server-log.ts';
 import { runWrk, type WrkRun } from './wrk.ts';
+
+export type { Latency } from './latency.ts';
+export type { ServerCounts } from './server-log.ts';
 
 export type Transport = 'http' | 'grpc';
 
 export interface PhaseSettings {
   server: ServerHandle;
+  /** The server's log file (one line per request: server-log.ts). */
+  serverLog: string;
   payloads: Payloads;
   transports: Transport[];
   warmupS: number;
@@ -28,13 +36,6 @@ export interface PhaseSettings {
   /** taskset list for wrk and h2load. */
   generatorCpus?: string | undefined;
   wrkThreads: number;
-}
-
-export interface Latency {
-  count: number;
-  p50Ms: number;
-  p99Ms: number;
-  maxMs: number;
 }
 
 export interface CpuShare {
@@ -52,11 +53,6 @@ const CPUS = os.availableParallelism();
 const epochUs = (): number => (performance.timeOrigin + performance.now()) * 1000;
 const sleepUntil = (t: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, t - performance.now())));
 
-export function latency(values: number[]): Latency {
-  const sorted = Float64Array.from(values).sort();
-  return { count: sorted.length, p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), maxMs: sorted.length ? (sorted.at(-1) as number) : Number.NaN };
-}
-
 export function share(cpu: number, wallMs: number): CpuShare {
   const cores = cpu / wallMs;
   return { cpuMs: Math.round(cpu), wallMs: Math.round(wallMs), cores, machineShare: cores / CPUS };
@@ -69,87 +65,15 @@ function serverCpuMs(pid: number): number {
   return [pid, ...descendantsOf(pid)].reduce((sum, p) => sum + (cpuMs(p) ?? 0), 0);
 }
 
+/** CPU at one of the window's edges. */
 interface Edge {
-  /** When the scrape's answer was produced, at best: the midpoint of send and answer, epoch µs. */
-  atUs: number;
-  /** When its answer arrived, epoch µs. */
-  answeredUs: number;
-  /** Half the scrape's round trip: how far off atUs may be. */
-  uncertaintyMs: number;
-  metrics: MetricSeries;
   serverCpuMs: number;
   benchCpu: NodeJS.CpuUsage;
-  /** Scrapes that failed before this one answered (with why). */
-  failedScrapes: string[];
+  atMs: number;
 }
 
-/**
- * /metrics at one of the window's edges. Under overload the server may take seconds to answer;
- * a scrape that fails (reset, or no answer in 30 s) is retried on a new connection, and counted.
- */
-async function edge(server: ServerHandle): Promise<Edge> {
-  const failedScrapes: string[] = [];
-  for (;;) {
-    const benchCpu = process.cpuUsage();
-    const serverCpu = serverCpuMs(server.pid);
-    const sent = epochUs();
-    try {
-      const res = await fetch(`${server.baseUrl}/metrics`, { signal: AbortSignal.timeout(30_000), headers: { connection: 'close' } });
-      if (res.status !== 200) throw new Error(`answered ${res.status}`);
-      const metrics = parseMetrics(await res.text());
-      const answered = epochUs();
-      return { atUs: (sent + answered) / 2, answeredUs: answered, uncertaintyMs: (answered - sent) / 2000, metrics, serverCpuMs: serverCpu, benchCpu, failedScrapes };
-    } catch (err) {
-      const cause = (err as Error & { cause?: Error }).cause;
-      failedScrapes.push(`after ${((epochUs() - sent) / 1000).toFixed(0)} ms: ${(err as Error).message}${cause ? ` (${cause.message})` : ''}`);
-      if (failedScrapes.length >= 3) throw new Error(`GET /metrics failed 3 times: ${failedScrapes.join('; ')}`);
-    }
-  }
-}
-
-/** What the server counted between two scrapes. */
-export interface ServerCounts {
-  /** Images completed (densenet_inference_items_total, outcome success), all transports. */
-  completed: number;
-  /** densenet_requests_total by transport and outcome (2xx, 4xx … for HTTP; gRPC status names). */
-  requests: Record<string, number>;
-  /** Between the two scrapes, s (± uncertaintyMs). */
-  seconds: number;
-  uncertaintyMs: number;
-  /** Scrapes that had to be retried. */
-  failedScrapes: string[];
-  /**
-   * How long after the first generator stopped the window-end scrape was answered, ms (≤ 0: before).
-   * Positive: the counts include the requests the stopping generator cancelled (a longer tail).
-   */
-  endScrapeAfterStopMs: number;
-}
-
-const OUTCOMES: Record<Transport, string[]> = { http: ['2xx', '4xx', '5xx'], grpc: ['OK', 'RESOURCE_EXHAUSTED', 'UNAVAILABLE', 'DEADLINE_EXCEEDED', 'CANCELLED', 'INVALID_ARGUMENT', 'INTERNAL'] };
-
-function serverCounts(a: Edge, b: Edge, stoppedUs: number): ServerCounts {
-  const requests: Record<string, number> = {};
-  for (const transport of ['http', 'grpc'] as const) {
-    for (const outcome of OUTCOMES[transport]) {
-      const n = metricSum(b.metrics, 'densenet_requests_total', { transport, outcome }) - metricSum(a.metrics, 'densenet_requests_total', { transport, outcome });
-      if (n) requests[`${transport} ${outcome}`] = n;
-    }
-  }
-  return {
-    completed: metricSum(b.metrics, 'densenet_inference_items_total', { outcome: 'success' }) - metricSum(a.metrics, 'densenet_inference_items_total', { outcome: 'success' }),
-    requests,
-    seconds: (b.atUs - a.atUs) / 1e6,
-    uncertaintyMs: a.uncertaintyMs + b.uncertaintyMs,
-    failedScrapes: [...a.failedScrapes, ...b.failedScrapes],
-    endScrapeAfterStopMs: (b.answeredUs - stoppedUs) / 1000,
-  };
-}
-
-/** Epoch µs when the first of the generators ended. */
-function firstEnd(runs: Array<Promise<unknown> | undefined>): { stoppedUs: () => number } {
-  let stoppedUs = Number.POSITIVE_INFINITY;
-  for (const run of runs) void run?.then(() => (stoppedUs = Math.min(stoppedUs, epochUs())), () => undefined);
-  return { stoppedUs: () => stoppedUs };
+function edge(server: ServerHandle): Edge {
+  return { serverCpuMs: serverCpuMs(server.pid), benchCpu: process.cpuUsage(), atMs: performance.now() };
 }
 
 /** Checks the prepared gRPC body: one call must come back OK before any load. */
@@ -192,15 +116,14 @@ export async function measureCapacity(s: PhaseSettings, callers: number): Promis
     url: `http://${s.server.grpcAddress}${GRPC_CLASSIFY_PATH}`, bodyFile: s.payloads.grpcFile,
     connections: 1, streams: split.grpc, seconds, rate: 0, cpus: s.generatorCpus,
   }) : undefined;
-  const end = firstEnd([wrk, h2]);
   await sleepUntil(start + s.warmupS * 1000);
-  const a = await edge(s.server);
+  const a = edge(s.server);
   await sleepUntil(start + (s.warmupS + s.windowS) * 1000);
-  const b = await edge(s.server);
+  const b = edge(s.server);
   const [w, h] = await Promise.all([wrk, h2]);
-  const server = serverCounts(a, b, end.stoppedUs());
   const from = t0 + s.warmupS * 1e6;
   const to = from + s.windowS * 1e6;
+  const server = serverCounts(await serverLines(s.serverLog, s.payloads.httpPath, from / 1000, to / 1000), s.windowS);
   const done = (sentUs: number, ms: number | undefined) => ms !== undefined && sentUs + ms * 1000 >= from && sentUs + ms * 1000 < to;
   return {
     imagesPerS: server.completed / server.seconds,
@@ -209,7 +132,7 @@ export async function measureCapacity(s: PhaseSettings, callers: number): Promis
     ...(w ? { httpCompleted: w.samples.filter((x) => x.status === 200 && done(x.sentUs, x.latencyMs)).length } : {}),
     ...(h ? { grpcAnswered: h.samples.filter((x) => x.status === 200 && done(x.sentUs, x.latencyMs)).length } : {}),
     generators: { ...(w ? { wrk: generatorShare(w.process) } : {}), ...(h ? { h2load: generatorShare(h.process) } : {}) },
-    serverCpu: share(b.serverCpuMs - a.serverCpuMs, server.seconds * 1000),
+    serverCpu: share(b.serverCpuMs - a.serverCpuMs, b.atMs - a.atMs),
   };
 }
 
@@ -264,9 +187,9 @@ export interface GrpcOverload {
   failedInWindow: number;
   /** Latency of every h2load answer sent in the window, refusals and completions mixed. */
   all: Latency;
-  /** The server's count of gRPC outcomes in the window (h2load and the sampler). */
+  /** gRPC outcomes of calls that ended in the window, as the server's log has them (h2load's and the sampler's). */
   serverOutcomes: Record<string, number>;
-  /** Server-counted OK calls in the window, per second. */
+  /** OK calls that ended in the window (server log), per second. */
   goodput: number;
   /**
    * Where the p99 of h2load's refusals must lie, knowing only the refused fraction f (server
@@ -288,12 +211,12 @@ export interface OverloadResult {
   http?: HttpOverload;
   grpc?: GrpcOverload;
   server: ServerCounts;
-  /** Images completed per second in the window (server count, all transports). */
+  /** Images completed per second in the window (server log, all transports). */
   goodput: number;
   readiness: Latency & { failed: number };
   probeIntervalMs: number;
   serverCpu: CpuShare;
-  /** This process (readiness prober, gRPC sampler, scrapes) during the window. */
+  /** This process (readiness prober, gRPC sampler) during the window. */
   benchCpu: CpuShare;
   /** This process's event-loop delay p99 during the run: bounds the error of the prober's and sampler's timings. */
   benchLagP99Ms: number;
@@ -305,10 +228,6 @@ function byKey<T>(items: T[], key: (item: T) => string): Record<string, number> 
   const out: Record<string, number> = {};
   for (const item of items) out[key(item)] = (out[key(item)] ?? 0) + 1;
   return out;
-}
-
-function quantile(sorted: Float64Array, q: number): number {
-  return percentile(sorted, Math.min(100, Math.max(0, q * 100)));
 }
 
 export async function runOverload(s: OverloadSettings): Promise<OverloadResult> {
@@ -333,12 +252,11 @@ export async function runOverload(s: OverloadSettings): Promise<OverloadResult> 
   }) : undefined;
   const sampler = samplerRate > 0 ? new GrpcSampler(s.server.grpcPort, GRPC_CLASSIFY_PATH, s.payloads.grpcBody, samplerRate) : undefined;
   const poller = new Poller(s.server.httpPort, '/v2/health/ready', s.probeIntervalMs);
-  const end = firstEnd([wrk, h2]);
 
   await sleepUntil(start + s.warmupS * 1000);
-  const a = await edge(s.server);
+  const a = edge(s.server);
   await sleepUntil(start + (s.warmupS + s.windowS) * 1000);
-  const b = await edge(s.server);
+  const b = edge(s.server);
   const [w, h] = await Promise.all([wrk, h2]);
   const probes = await poller.stop();
   const calls: GrpcCall[] = sampler ? await sampler.stop() : [];
@@ -347,7 +265,7 @@ export async function runOverload(s: OverloadSettings): Promise<OverloadResult> 
   const from = t0 + s.warmupS * 1e6;
   const to = from + s.windowS * 1e6;
   const sentIn = inWindow(from, to);
-  const server = serverCounts(a, b, end.stoppedUs());
+  const server = serverCounts(await serverLines(s.serverLog, s.payloads.httpPath, from / 1000, to / 1000), s.windowS);
   const result: OverloadResult = {
     rate: s.rate, windowS: s.windowS, warmupS: s.warmupS, tailS: s.tailS,
     server,
@@ -357,11 +275,8 @@ export async function runOverload(s: OverloadSettings): Promise<OverloadResult> 
       return { ...latency(judged.map((p) => p.ms)), failed: judged.filter((p) => p.status !== 200).length };
     })(),
     probeIntervalMs: s.probeIntervalMs,
-    serverCpu: share(b.serverCpuMs - a.serverCpuMs, server.seconds * 1000),
-    benchCpu: (() => {
-      const used = process.cpuUsage(a.benchCpu);
-      return share((used.user + used.system) / 1000, server.seconds * 1000);
-    })(),
+    serverCpu: share(b.serverCpuMs - a.serverCpuMs, b.atMs - a.atMs),
+    benchCpu: share((b.benchCpu.user - a.benchCpu.user + b.benchCpu.system - a.benchCpu.system) / 1000, b.atMs - a.atMs),
     benchLagP99Ms: lag.percentile(99) / 1e6,
   };
 
@@ -392,6 +307,8 @@ export async function runOverload(s: OverloadSettings): Promise<OverloadResult> 
     const mixed = Float64Array.from(answered.map((x) => x.latencyMs)).sort();
     const ok = server.requests['grpc OK'] ?? 0;
     const refused = server.requests['grpc RESOURCE_EXHAUSTED'] ?? 0;
+    // The refused fraction of calls that ENDED in the window, applied to h2load's calls SENT in it:
+    // the same in a steady overload.
     const f = ok + refused > 0 ? refused / (ok + refused) : 0;
     const sampled = calls.filter((c) => sentIn(c.sentUs));
     const runSeconds = h ? h.process.wallMs / 1000 : seconds;

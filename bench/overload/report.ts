@@ -56,13 +56,14 @@ export function overloadTable(run: OverloadRun): string {
     `| | HTTP/1.1, wrk | gRPC, h2load (+ sampler) | together |`,
     '|---|---:|---:|---:|',
     `| offered req/s (target) ${col(http && `${f(http.offeredRate)} (${f(http.targetRate)})`, grpc && `${f(grpc.h2load.offeredRate + grpc.samplerRate)} (${f(grpc.targetRate)})`, `${f((http?.offeredRate ?? 0) + (grpc ? grpc.h2load.offeredRate + grpc.samplerRate : 0))} (${f(o.rate)} = ${f(o.rate / cap, 1)}× ${f(cap)})`)}`,
-    `| completed (200 / OK) ${col(http && int(http.byStatus['200'] ?? 0), grpc && `${int(grpc.serverOutcomes.OK ?? 0)} (server count)`)}`,
-    `| refused (429 / RESOURCE_EXHAUSTED) ${col(http && int(http.byStatus['429'] ?? 0), grpc && `${int(grpc.serverOutcomes.RESOURCE_EXHAUSTED ?? 0)} (server count)`)}`,
+    `| completed (200 / OK) ${col(http && int(http.byStatus['200'] ?? 0), grpc && `${int(grpc.serverOutcomes.OK ?? 0)} (server log)`)}`,
+    `| refused (429 / RESOURCE_EXHAUSTED) ${col(http && int(http.byStatus['429'] ?? 0), grpc && `${int(grpc.serverOutcomes.RESOURCE_EXHAUSTED ?? 0)} (server log)`)}`,
     `| other answers / no answer ${col(http && `${int(others(http.byStatus, ['200', '429']))} / ${int(http.unanswered)}`,
       grpc && `${int(others(grpc.serverOutcomes, ['OK', 'RESOURCE_EXHAUSTED']))} / ${int(grpc.failedInWindow)} failed streams`)}`,
-    `| goodput img/s ${col(http && f(http.goodput), grpc && `${f(grpc.goodput)} (server count)`, `**${f(o.goodput)}** = **${f((o.goodput / cap) * 100, 0)} %** of capacity (server count)`)}`,
+    `| goodput img/s ${col(http && f(http.goodput), grpc && `${f(grpc.goodput)} (server log)`, `**${f(o.goodput)}** = **${f((o.goodput / cap) * 100, 0)} %** of capacity (server log)`)}`,
     `| refusal latency p50 / p99 ms ${col(http && `**${lat(http.refusal)}** (${int(http.refusal.count)})`,
       grpc && `**${lat(grpc.sampler.refusal)}** (sampler, ${int(grpc.sampler.refusal.count)}); h2load p99 in [${f(grpc.refusalP99Bounds.lowMs, 1)}, ${f(grpc.refusalP99Bounds.highMs, 1)}]`)}`,
+    `| refusal latency in the server's log p50 / p99 ms ${col(http && lat(o.server.refusalLatency?.http), grpc && lat(o.server.refusalLatency?.grpc))}`,
     `| completion latency p50 / p99 ms ${col(http && lat(http.completion), grpc && `${lat(grpc.sampler.completion)} (sampler, ${int(grpc.sampler.completion.count)})`)}`,
     ...(grpc ? [`| all answers p50 / p99 ms | — | ${lat(grpc.all)} (h2load, ${int(grpc.all.count)}, refusals and completions mixed) | |`] : []),
     `| generator CPU ${col(http && cpu(http.generator), grpc && cpu(grpc.generator), '')}`,
@@ -80,11 +81,7 @@ export function overloadTable(run: OverloadRun): string {
     ...(grpc ? [`gRPC offered ${f(((grpc.h2load.offeredRate + grpc.samplerRate) / grpc.targetRate) * 100, 0)} % of its target ${mark(grpc.h2load.offeredRate + grpc.samplerRate >= 0.9 * grpc.targetRate)}` +
       ` (h2load: ${int(grpc.h2load.started)} started, ${int(grpc.h2load.done)} done, ${int(grpc.h2load.errored)} errored, ${int(grpc.h2load.timeout)} timed out over ${f(grpc.h2load.seconds)} s)` +
       `${Object.keys(grpc.sampler.sessionEvents ?? {}).length ? `; sampler connections: ${Object.entries(grpc.sampler.sessionEvents).map(([e, n]) => `${e} ×${n}`).join(', ')}` : ''}`] : []),
-    `server counts: the window-end /metrics scrape was answered ${o.server.endScrapeAfterStopMs === undefined ? '(not recorded)'
-      : o.server.endScrapeAfterStopMs > 0 ? `${f(o.server.endScrapeAfterStopMs, 0)} ms after a generator stopped ✗ (they include the calls its stopping cancelled: a longer --tail)`
-        : 'before the generators stopped ✓'}; the window's edges ±${f(o.server.uncertaintyMs, 0)} ms (scrape round trips)`,
-    ...(o.server.failedScrapes?.length ? [`/metrics scrapes retried: ${o.server.failedScrapes.join('; ')}`] : []),
-    `this process (prober, sampler, scrapes): ${cpu(o.benchCpu)}, event-loop delay p99 ${f(o.benchLagP99Ms, 1)} ms (an error bound on the readiness and sampler timings)`,
+    `this process (readiness prober, gRPC sampler): ${cpu(o.benchCpu)}, event-loop delay p99 ${f(o.benchLagP99Ms, 1)} ms (an error bound on the readiness and sampler timings)`,
   ];
   return [
     `Overload: ${run.modelDescription}, maxQueueSize ${run.maxQueueSize}; capacity ${f(cap)} img/s (closed loop, ${run.capacityCallers} callers` +
