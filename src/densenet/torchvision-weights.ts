@@ -37,7 +37,7 @@ function listNames(names: string[], max = 12): string {
  * Checks a checkpoint against the model's plan and returns each parameter as float32 in
  * PyTorch layout. Missing or unexpected tensors and shape mismatches are errors naming them.
  */
-export function readTorchvisionState(model: DenseNetModel, file: SafetensorsFile): Map<string, Float32Array> {
+export function readTorchvisionState(model: Pick<DenseNetModel, 'plan'>, file: SafetensorsFile): Map<string, Float32Array> {
   const expected = new Map(paramTensors(model.plan).map((p) => [p.name, p]));
   const found = new Map<string, { raw: RawTensor; original: string }>();
   const unexpected: string[] = [];

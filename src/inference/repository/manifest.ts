@@ -1,11 +1,20 @@
 // The manifest of one model folder (`manifest.json`): what the weights are, how to turn an
 // upload into the network's input, how to batch, and how many workers hold it. Strict: an
-// unknown key or a bad value is an error naming the field.
+// unknown key or a bad value is an error naming the field. A manifest naming a preset may
+// leave out preprocessing (the preset's standard one applies, preset-defaults.ts) and labels
+// (answers then carry the class index as the label).
 import { z } from 'zod';
-import { DenseNetConfigSchema, PRESET_NAMES, presetConfig, type DenseNetConfig, type PresetName } from '../../densenet/index.ts';
+import { DenseNetConfigSchema, KERAS_BN_EPSILON, PRESET_NAMES, presetConfig, type DenseNetConfig, type PresetName } from '../../densenet/index.ts';
 import { ServeError } from '../../errors.ts';
+import { presetPreprocessing } from './preset-defaults.ts';
 
 export const MANIFEST_FILE = 'manifest.json';
+
+/** `"labels": "imagenet"` names the 1,000 ImageNet classes shipped with the project. */
+export const IMAGENET_LABELS = 'imagenet';
+
+/** Formats whose weights are one checkpoint file, and its default name in the version folder. */
+export const CHECKPOINT_FORMATS = { safetensors: 'weights.safetensors', pytorch: 'weights.pth', keras: 'model.keras' } as const;
 
 const fileName = z
   .string()
@@ -56,14 +65,19 @@ const Batching = z
 export const ManifestSchema = z
   .object({
     description: z.string().max(1000).optional(),
-    format: z.enum(['safetensors', 'tfjs-layers']),
-    /** Required for safetensors; tfjs-layers models written by us carry it in model.json. */
+    /** safetensors (torchvision/timm names), pytorch (torch.save .pth), keras (.keras/.h5), tfjs-layers. */
+    format: z.enum(['safetensors', 'pytorch', 'keras', 'tfjs-layers']),
+    /** Required for checkpoint formats; tfjs-layers models written by us carry it in model.json. */
     architecture: z.union([PresetArchitecture, DenseNetConfigSchema]).optional(),
-    /** File (safetensors) or folder (tfjs-layers, '.' = the version folder) of the weights. */
+    /** File (checkpoint formats) or folder (tfjs-layers, '.' = the version folder) of the weights. */
     weights: z.string().min(1).max(255).optional(),
-    /** A labels file (one per line) or the labels themselves, in class-index order. */
-    labels: z.union([fileName, z.array(z.string().min(1).max(200)).min(1).max(100_000)]),
-    preprocessing: Preprocessing,
+    /**
+     * A labels file (one per line), the labels themselves in class-index order, or "imagenet"
+     * (the ImageNet classes shipped with the project). Absent: each class is labelled by its index.
+     */
+    labels: z.union([fileName, z.array(z.string().min(1).max(200)).min(1).max(100_000)]).optional(),
+    /** Optional when architecture.preset is given: the preset's standard preprocessing. */
+    preprocessing: Preprocessing.optional(),
     batching: Batching.default({ maxBatchSize: 8, maxQueueDelayMs: 0, maxQueueSize: 256 }),
     /** Workers holding this model; default: every worker. */
     instances: z.int().min(1).max(256).optional(),
@@ -72,16 +86,28 @@ export const ManifestSchema = z
   })
   .strict()
   .superRefine((m, ctx) => {
-    if (m.format === 'safetensors' && !m.architecture) {
-      ctx.addIssue({ code: 'custom', path: ['architecture'], message: 'required for safetensors weights' });
+    const checkpoint = m.format !== 'tfjs-layers';
+    if (checkpoint && !m.architecture) {
+      ctx.addIssue({ code: 'custom', path: ['architecture'], message: `required for ${m.format} weights` });
     }
-    if (m.weights !== undefined && m.format === 'safetensors' && !fileName.safeParse(m.weights).success) {
+    if (m.weights !== undefined && checkpoint && !fileName.safeParse(m.weights).success) {
       ctx.addIssue({ code: 'custom', path: ['weights'], message: 'must be a plain file name inside the model folder' });
     }
-    if (m.preprocessing.mean.length !== m.preprocessing.std.length) {
+    if (m.preprocessing && m.preprocessing.mean.length !== m.preprocessing.std.length) {
       ctx.addIssue({ code: 'custom', path: ['preprocessing', 'std'], message: 'must have as many entries as mean' });
     }
-  });
+    if (!m.preprocessing && !(m.architecture && 'preset' in m.architecture)) {
+      ctx.addIssue({ code: 'custom', path: ['preprocessing'], message: 'required unless architecture.preset names a preset (whose standard preprocessing then applies)' });
+    }
+    if (m.labels === undefined && !m.architecture) {
+      ctx.addIssue({ code: 'custom', path: ['labels'], message: 'required when the manifest has no architecture (the number of classes is not known before loading)' });
+    }
+  })
+  .transform((m) => ({
+    ...m,
+    // superRefine guarantees a preset wherever preprocessing is absent.
+    preprocessing: m.preprocessing ?? presetPreprocessing((m.architecture as { preset: PresetName }).preset, m.architecture as object),
+  }));
 
 export type Manifest = z.output<typeof ManifestSchema>;
 export type BatchingConfig = Manifest['batching'];
@@ -105,13 +131,17 @@ export function parseManifest(text: string, where: string): Manifest {
   return result.data;
 }
 
-/** The full DenseNet config a manifest describes (presets expanded), if it names one. */
+/**
+ * The full DenseNet config a manifest describes (presets expanded), if it names one. Keras's
+ * DenseNets use BN epsilon 1.001e-5: a keras-format preset gets it unless the manifest says.
+ */
 export function manifestArchitecture(manifest: Manifest): DenseNetConfig | undefined {
   const arch = manifest.architecture;
   if (!arch) return undefined;
   if ('preset' in arch) {
     const { preset, ...overrides } = arch;
-    return presetConfig(preset, overrides);
+    const keras = manifest.format === 'keras' && overrides.bnEpsilon === undefined ? { bnEpsilon: KERAS_BN_EPSILON } : {};
+    return presetConfig(preset, { ...keras, ...overrides });
   }
   return Object.freeze(arch);
 }

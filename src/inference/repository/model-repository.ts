@@ -5,8 +5,8 @@
 import { readFile, readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ServeError, invalidInput } from '../../errors.ts';
-import type { DenseNetConfig } from '../../densenet/index.ts';
-import { MANIFEST_FILE, manifestArchitecture, parseManifest, type Manifest } from './manifest.ts';
+import { IMAGENET_CLASSES, type DenseNetConfig } from '../../densenet/index.ts';
+import { CHECKPOINT_FORMATS, IMAGENET_LABELS, MANIFEST_FILE, manifestArchitecture, parseManifest, type Manifest } from './manifest.ts';
 
 /** Model names: what a URL path segment and a folder name can both hold safely. */
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -16,7 +16,7 @@ const MAX_LABELS_BYTES = 16 * 1024 * 1024;
 
 export interface ModelVersionFiles {
   version: string;
-  /** safetensors file, or the folder holding model.json for tfjs-layers. */
+  /** The checkpoint file (safetensors, .pth, .keras/.h5), or the folder holding model.json for tfjs-layers. */
   weightsPath: string;
 }
 
@@ -74,7 +74,7 @@ export class ModelRepository {
     const manifestPath = await this.inside(path.join(name, MANIFEST_FILE), `${name}/${MANIFEST_FILE}`);
     const manifest = parseManifest(await readSmall(manifestPath, MAX_MANIFEST_BYTES, `${name}/${MANIFEST_FILE}`), `${name}/${MANIFEST_FILE}`);
     const architecture = manifestArchitecture(manifest);
-    const labels = await this.readLabels(name, manifest);
+    const labels = await this.readLabels(name, manifest, architecture);
     if (architecture && architecture.numClasses !== labels.length) {
       throw new ServeError('INVALID_MODEL_FILE', `${name}: ${labels.length} labels for ${architecture.numClasses} classes`, { field: 'labels' });
     }
@@ -82,8 +82,11 @@ export class ModelRepository {
     return { name, manifest, architecture, labels, versions };
   }
 
-  private async readLabels(name: string, manifest: Manifest): Promise<string[]> {
+  private async readLabels(name: string, manifest: Manifest, architecture: DenseNetConfig | undefined): Promise<string[]> {
+    // No labels: each class is called by its index ("0", "1", …); the manifest guarantees an architecture.
+    if (manifest.labels === undefined) return Array.from({ length: architecture?.numClasses ?? 0 }, (_, i) => String(i));
     if (Array.isArray(manifest.labels)) return manifest.labels;
+    if (manifest.labels === IMAGENET_LABELS) return [...IMAGENET_CLASSES];
     const file = await this.inside(path.join(name, manifest.labels), `${name}/${manifest.labels}`);
     const text = await readSmall(file, MAX_LABELS_BYTES, `${name}/${manifest.labels}`);
     const labels = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
@@ -92,7 +95,8 @@ export class ModelRepository {
   }
 
   private async versions(name: string, manifest: Manifest): Promise<ModelVersionFiles[]> {
-    const weights = manifest.weights ?? (manifest.format === 'safetensors' ? 'weights.safetensors' : '.');
+    const checkpoint = manifest.format === 'tfjs-layers' ? undefined : CHECKPOINT_FORMATS[manifest.format];
+    const weights = manifest.weights ?? checkpoint ?? '.';
     const entries = await readdir(await this.inside(name, name), { withFileTypes: true });
     const numbered = entries.filter((e) => VERSION.test(e.name)).map((e) => e.name).sort((a, b) => Number(a) - Number(b));
     const folders = numbered.length > 0 ? numbered : [''];
@@ -101,9 +105,9 @@ export class ModelRepository {
       const relative = path.join(name, folder, weights);
       const weightsPath = await this.inside(relative, relative);
       const info = await stat(weightsPath).catch(() => undefined);
-      const expectFile = manifest.format === 'safetensors';
+      const expectFile = checkpoint !== undefined;
       if (!info || (expectFile ? !info.isFile() : !info.isDirectory())) {
-        throw new ServeError('INVALID_MODEL_FILE', `${relative} is missing (${expectFile ? 'a safetensors file' : 'a tfjs model folder'} expected)`, { field: 'weights' });
+        throw new ServeError('INVALID_MODEL_FILE', `${relative} is missing (${expectFile ? `a ${manifest.format} file` : 'a tfjs model folder'} expected)`, { field: 'weights' });
       }
       return { version: folder || '1', weightsPath };
     }));

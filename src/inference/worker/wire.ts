@@ -17,10 +17,10 @@ export interface WorkerInit {
 export interface LoadSpec {
   /** `${name}:${version}`: the unit a worker holds and a batch targets. */
   key: string;
-  format: 'safetensors' | 'tfjs-layers';
-  /** safetensors: the checkpoint file; tfjs-layers: the directory holding model.json. */
+  format: 'safetensors' | 'pytorch' | 'keras' | 'tfjs-layers';
+  /** safetensors / pytorch (.pth) / keras (.keras, .h5): the file; tfjs-layers: the directory holding model.json. */
   weightsPath: string;
-  /** Architecture for safetensors checkpoints (tfjs-layers models carry their own). */
+  /** Architecture for checkpoints (tfjs-layers models carry their own). */
   architecture?: DenseNetConfig;
   /** Every batch size the batcher may form, run once each before the model reports ready. */
   warmupBatchSizes: number[];

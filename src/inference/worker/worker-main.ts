@@ -1,11 +1,10 @@
 // Body of one inference worker (a thread or a child process, see worker-channel.ts): holds
 // loaded models and runs batches on the native engine, so inference never blocks the server's
 // event loop (tfjs-node ops are synchronous).
-import { readFile } from 'node:fs/promises';
 import { parentPort, workerData } from 'node:worker_threads';
 import { initEngine, tf, upgradeToNative, type LayersModel } from '../../densenet/tf-runtime.ts';
 import {
-  buildDenseNet, fusedRunner, layersRunner, loadLayersModel, loadTorchvisionWeights, onnxRunner,
+  buildDenseNet, fusedRunner, layersRunner, loadLayersModel, loadWeightsFile, onnxRunner,
   type DenseNetModel, type DenseNetRunner,
 } from '../../densenet/index.ts';
 import { isServeError } from '../../errors.ts';
@@ -87,11 +86,12 @@ async function loadModel(spec: LoadSpec): Promise<{ runner: DenseNetRunner; info
 /** Builds the model and hands it to the configured executor (tfjs models of unknown origin: layers). */
 async function createRunner(spec: LoadSpec): Promise<DenseNetRunner> {
   let densenet: DenseNetModel;
-  if (spec.format === 'safetensors') {
-    if (!spec.architecture) throw new Error(`model ${spec.key}: a safetensors checkpoint needs an architecture`);
+  if (spec.format !== 'tfjs-layers') {
+    if (!spec.architecture) throw new Error(`model ${spec.key}: a ${spec.format} checkpoint needs an architecture`);
     densenet = buildDenseNet(spec.architecture);
     try {
-      loadTorchvisionWeights(densenet, new Uint8Array(await readFile(spec.weightsPath)));
+      // safetensors, torch.save (.pth) and Keras (.keras, .h5) files: read, validated, loaded.
+      await loadWeightsFile(densenet, spec.format, spec.weightsPath);
     } catch (err) {
       densenet.layersModel.dispose();
       throw err;
