@@ -185,6 +185,10 @@ try {
   // The tail keeps the callers busy past the window's end: stopping the generators cancels the
   // calls in flight, which must not end inside the window.
   const capacity = await measureCapacity({ ...phase, warmupS: 2, windowS: capacitySeconds, tailS: 1 }, callers);
+  if (!(capacity.imagesPerS > 0)) {
+    throw new Error(`capacity: the server's log (${path.relative(REPO_ROOT, logFile)}) has no completed request in the window ` +
+      `(${JSON.stringify(capacity.server.requests)}); its request lines need LOG_LEVEL info or lower`);
+  }
   const rate = args.rate !== undefined ? positive('rate', args.rate) : multiple * capacity.imagesPerS;
   // An accepted request waits for the queue ahead of it: up to maxQueueSize ÷ capacity.
   const tailS = args.tail !== undefined ? nonNegative('tail', args.tail)
