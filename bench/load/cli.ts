@@ -197,7 +197,7 @@ if (args.memory) {
         rssIdleKiB, rssEndKiB: (await server.memory()).rssKiB,
         ...(engineRate ? { engineRate } : {}),
         image: payloads.imageDescription,
-        points, summary: summarizeKinds(points, engineRate),
+        points, summary: summarizeKinds(points, engineRate, workers),
       },
     };
   } finally {
@@ -233,12 +233,12 @@ if (args.memory) {
   }
   run.finishedAt = new Date().toISOString();
 
-  console.log('\nper kind: saturation, 32 vs 1 client, p99 at 50% load vs unloaded');
+  console.log('\nper kind: saturation, 32 vs 1 client, p99 at 50% load vs the ideal queue (same arrivals, the workers, unloaded p50 each, no overhead)');
   for (const s of run.summary) {
     console.log(`  ${s.kind.padEnd(15)} saturation ${f(s.saturation)} req/s (c=${s.saturationConcurrency})` +
       `  unloaded p50 ${f(s.unloadedP50Ms, 2)} ms` +
       `  32÷1 ${f(s.ratio32Over1, 2)}` +
-      `  p99@50% ${f(s.p99At50Ms, 2)} ms = ${f(s.p99At50OverUnloadedP50, 2)}× unloaded p50` +
+      `  p99@50% ${f(s.p99At50Ms, 2)} ms = ${f(s.p99At50OverIdeal, 2)}× the ideal queue's (${f(s.idealP99At50Ms, 2)} ms)` +
       (s.overEngine !== undefined ? `  ÷engine ${f(s.overEngine, 2)}` : ''));
   }
   if (run.peers?.length) console.log(`\n${peerTable(run)}`);

@@ -1,6 +1,7 @@
 // One load point at a time against a running server, and the sweep: per request kind, closed
 // loops at rising concurrency (→ saturation throughput), then open loops at fractions of that
 // saturation (→ queueing as load approaches capacity).
+import { idealQueuePercentile } from './ideal-queue.ts';
 import { autocannonClosedLoop, httpSender, type AutocannonSummary } from './http-driver.ts';
 import { grpcSender } from './grpc-driver.ts';
 import { closedLoop, openLoop, type Arrivals, type LoopResult, type LoopTiming } from './loops.ts';
@@ -166,10 +167,17 @@ export interface KindSummary {
   p99At50OverUnloadedP99?: number;
   /** Saturation over the engine alone at the same batch size (target ≥ 0.9), when given. */
   overEngine?: number;
+  /**
+   * The ideal queue at the 50 % point: the same Poisson rate, `servers` workers, the unloaded p50
+   * as a constant service time, no overhead (ideal-queue.ts); and the measured p99 over its p99
+   * (target ≤ 1.5).
+   */
+  idealP99At50Ms?: number;
+  p99At50OverIdeal?: number;
 }
 
 /** Per kind, over the points given (one server's: ours, or one peer's). */
-export function summarizeKinds(points: PointResult[], engineRate?: number): KindSummary[] {
+export function summarizeKinds(points: PointResult[], engineRate?: number, servers?: number): KindSummary[] {
   const kinds = [...new Set(points.map((p) => p.kind))];
   return kinds.map((kind) => {
     const closed = points.filter((p) => p.kind === kind && p.mode === 'closed');
@@ -194,6 +202,10 @@ export function summarizeKinds(points: PointResult[], engineRate?: number): Kind
       }
     }
     if (engineRate && best) summary.overEngine = best.throughput / engineRate;
+    if (half && one && servers && half.offeredRate) {
+      summary.idealP99At50Ms = idealQueuePercentile({ rate: half.offeredRate, servers, serviceMs: one.latency.p50Ms }, 99);
+      summary.p99At50OverIdeal = half.latency.p99Ms / summary.idealP99At50Ms;
+    }
     return summary;
   });
 }
