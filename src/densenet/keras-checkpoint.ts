@@ -391,22 +391,23 @@ export function kerasToTorchvision(read: KerasFile, plan: DenseNetPlan): Safeten
   const expected = new Map(params.map((p) => [p.keras, p]));
   const missing = params.filter((p) => !file.tensors.has(p.keras)).map((p) => p.keras);
   const unexpected = [...file.tensors.keys()].filter((k) => !expected.has(k));
-  if (missing.length || unexpected.length) {
+  const wrongShape = params.flatMap((p) => {
+    const t = file.tensors.get(p.keras);
+    if (!t || (t.raw.shape.length === p.shape.length && t.raw.shape.every((d, i) => d === p.shape[i]))) return [];
+    return [`'${p.keras}' (${t.where}) has shape [${t.raw.shape.join(', ')}], the architecture needs [${p.shape.join(', ')}]`];
+  });
+  if (missing.length || unexpected.length || wrongShape.length) {
     const parts = [];
     if (missing.length) parts.push(`missing tensors: ${listNames(missing)}`);
     if (unexpected.length) parts.push(`unexpected tensors: ${listNames(unexpected.map((k) => (file.tensors.get(k) as KerasTensor).where))}`);
+    if (wrongShape.length) parts.push(`wrong shapes: ${listNames(wrongShape, 6)}`);
     throw new ServeError('INVALID_MODEL_FILE', `keras: the weights do not match the architecture; ${parts.join('; ')}`, {
-      missing: missing.slice(0, 100), unexpected: unexpected.slice(0, 100),
+      missing: missing.slice(0, 100), unexpected: unexpected.slice(0, 100), wrongShape: wrongShape.slice(0, 100),
     });
   }
   const tensors = new Map<string, RawTensor>();
   for (const p of params) {
     const t = file.tensors.get(p.keras) as KerasTensor;
-    if (t.raw.shape.length !== p.shape.length || t.raw.shape.some((d, i) => d !== p.shape[i])) {
-      throw new ServeError('INVALID_MODEL_FILE',
-        `keras: '${p.keras}' (${t.where}) has shape [${t.raw.shape.join(', ')}], the architecture needs [${p.shape.join(', ')}]`,
-        { tensor: p.keras });
-    }
     tensors.set(p.param.name, p.perm ? transposeRaw(t.raw, p.perm) : t.raw);
   }
   return { tensors, metadata: {} };

@@ -50,23 +50,27 @@ export function readTorchvisionState(model: Pick<DenseNetModel, 'plan'>, file: S
     } else found.set(key, { raw, original });
   }
   const missing = [...expected.keys()].filter((k) => !found.has(k));
-  if (missing.length || unexpected.length) {
+  // Every mismatch at once, so one run of the importer shows all that is wrong with a file.
+  const wrongShape: string[] = [];
+  for (const [key, { raw, original }] of found) {
+    const spec = expected.get(key) as ParamTensor;
+    if (raw.shape.length !== spec.shape.length || raw.shape.some((d, i) => d !== spec.shape[i])) {
+      wrongShape.push(`tensor '${original}' has shape [${raw.shape.join(', ')}], the architecture needs [${spec.shape.join(', ')}]`);
+    }
+  }
+  if (missing.length || unexpected.length || wrongShape.length) {
     const parts = [];
     if (missing.length) parts.push(`missing tensors: ${listNames(missing)}`);
     if (unexpected.length) parts.push(`unexpected tensors: ${listNames(unexpected)}`);
+    if (wrongShape.length) parts.push(`wrong shapes: ${listNames(wrongShape, 6)}`);
     throw new ServeError('INVALID_MODEL_FILE', `checkpoint does not match the architecture; ${parts.join('; ')}`, {
       missing: missing.slice(0, 100),
       unexpected: unexpected.slice(0, 100),
+      wrongShape: wrongShape.slice(0, 100),
     });
   }
   const out = new Map<string, Float32Array>();
   for (const [key, { raw, original }] of found) {
-    const spec = expected.get(key) as ParamTensor;
-    if (raw.shape.length !== spec.shape.length || raw.shape.some((d, i) => d !== spec.shape[i])) {
-      throw new ServeError('INVALID_MODEL_FILE',
-        `tensor '${original}' has shape [${raw.shape.join(', ')}], the architecture needs [${spec.shape.join(', ')}]`,
-        { tensor: original });
-    }
     const values = tensorToFloat32(raw, original);
     const bad = values.findIndex((v) => !Number.isFinite(v));
     if (bad >= 0) {

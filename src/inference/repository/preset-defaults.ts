@@ -21,14 +21,20 @@ export const CIFAR10_PREPROCESS: Readonly<PreprocessSpec> = Object.freeze({
 });
 
 /**
- * The standard preprocessing of a preset's dataset (a fresh, mutable copy). An ImageNet preset
- * whose input size is overridden keeps torchvision's 256:224 ratio of resize to crop.
+ * The standard preprocessing for a network's stem (a fresh, mutable copy): ImageNet nets get
+ * torchvision's, keeping its 256:224 ratio of resize to crop at another input size; CIFAR nets
+ * CIFAR-10's statistics, stretched to the input.
  */
-export function presetPreprocessing(preset: PresetName, input: { inputHeight?: number; inputWidth?: number } = {}): PreprocessSpec {
-  const imagenet = PRESETS[preset].stem === 'imagenet';
+export function standardPreprocessing(net: { stem: 'imagenet' | 'cifar'; inputHeight?: number; inputWidth?: number }): PreprocessSpec {
+  const imagenet = net.stem === 'imagenet';
   const spec = imagenet ? IMAGENET_PREPROCESS : CIFAR10_PREPROCESS;
   const out: PreprocessSpec = { ...spec, mean: [...spec.mean], std: [...spec.std] };
-  const side = Math.max(input.inputHeight ?? 224, input.inputWidth ?? 224);
+  const side = Math.max(net.inputHeight ?? 224, net.inputWidth ?? 224);
   if (imagenet && side !== 224) out.resizeShorterTo = Math.round((side * 256) / 224);
   return out;
+}
+
+/** The standard preprocessing of a preset (with the manifest's input-size overrides). */
+export function presetPreprocessing(preset: PresetName, input: { inputHeight?: number; inputWidth?: number } = {}): PreprocessSpec {
+  return standardPreprocessing({ stem: PRESETS[preset].stem, ...input });
 }
