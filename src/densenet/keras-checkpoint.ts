@@ -280,10 +280,10 @@ function readDataset(mod: H5Module, ds: H5Dataset, where: string, limits: KerasL
   const shape = (meta.shape ?? []).map(Number);
   const bfloat16 = ds.attrs.dtype !== undefined && String(ds.attrs.dtype.value) === 'bfloat16';
   let dtype: SafetensorsDtype | undefined;
-  if (meta.type === mod.Module.H5T_class_t.H5T_FLOAT.value) dtype = ({ 2: 'F16', 4: 'F32', 8: 'F64' } as Record<number, SafetensorsDtype>)[meta.size];
+  if (meta.type === H5T_FLOAT) dtype = ({ 2: 'F16', 4: 'F32', 8: 'F64' } as Record<number, SafetensorsDtype>)[meta.size];
   else if (bfloat16 && meta.size === 2) dtype = 'BF16';
   if (!dtype) {
-    fail(`dataset '${where}' holds ${describeH5Type(mod, meta)}, not floating-point weights`, { dataset: where });
+    fail(`dataset '${where}' holds ${describeH5Type(meta)}, not floating-point weights`, { dataset: where });
   }
   if (!meta.littleEndian && meta.size > 1) fail(`dataset '${where}' is big-endian, which is not supported`, { dataset: where });
   const numel = shape.reduce((a, b) => a * b, 1);
@@ -306,9 +306,12 @@ function readDataset(mod: H5Module, ds: H5Dataset, where: string, limits: KerasL
   }
 }
 
-function describeH5Type(mod: H5Module, meta: { type: number; size: number; signed?: boolean }): string {
-  const classes = mod.Module.H5T_class_t as unknown as Record<string, { value: number }>;
-  const name = Object.entries(classes).find(([, v]) => v.value === meta.type)?.[0]?.replace('H5T_', '').toLowerCase() ?? `type ${meta.type}`;
+/** HDF5's datatype classes (H5Tpublic.h H5T_class_t, stable across versions). */
+const H5T_CLASSES = ['integer', 'float', 'time', 'string', 'bitfield', 'opaque', 'compound', 'reference', 'enum', 'variable-length', 'array'];
+const H5T_FLOAT = 1;
+
+function describeH5Type(meta: { type: number; size: number; signed?: boolean }): string {
+  const name = H5T_CLASSES[meta.type] ?? `type ${meta.type}`;
   return name === 'integer' ? `${meta.signed ? '' : 'u'}int${meta.size * 8}` : `${name} (${meta.size} bytes)`;
 }
 
