@@ -150,7 +150,7 @@ describe('Keras configs and hostile files', () => {
   });
 
   it('refuses HDF5 weights of the wrong shape, naming the dataset', async () => {
-    const file = await rewrite('wrong-shape.weights.h5', (layer, index, values, shape) =>
+    const file = await rewrite('wrong-shape.weights.h5', (layer, _index, values) =>
       (layer === 'conv2_block1_2_conv' ? { data: values.subarray(0, 3 * 3 * 128 * 16), shape: [3, 3, 128, 16] } : undefined));
     const err = await refusal(readCheckpointFile('keras', file, plan));
     expect(err.message).toMatch(/'conv2_block1_2_conv\/kernel' \(layers\/conv2d_2\/vars\/0 \(conv2_block1_2_conv\)\) has shape \[3, 3, 128, 16\], the architecture needs \[3, 3, 128, 32\]/);

@@ -8,7 +8,7 @@ import { ServeError } from '../../src/errors.ts';
 import { parseDenseNetConfig, planDenseNet, readTorchvisionState } from '../../src/densenet/index.ts';
 import { readPytorchCheckpoint } from '../../src/densenet/pytorch-checkpoint.ts';
 import { ZipArchive } from '../../src/densenet/zip-archive.ts';
-import { PYTORCH_FIXTURES, fixture, readFixtureIo } from '../helpers/import-fixtures.ts';
+import { fixture, readFixtureIo } from '../helpers/import-fixtures.ts';
 
 const plan = planDenseNet(parseDenseNetConfig(readFixtureIo('tiny.zip.pth').config));
 
